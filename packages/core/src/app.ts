@@ -1,0 +1,495 @@
+import { hostname } from 'node:os';
+import type { Broker, HeaderValue, OutgoingMessage } from './broker.js';
+import { AsyncResult, type ResultSource } from './async-result.js';
+import { systemClock, type Clock } from './clock.js';
+import { CeleriacError, ErrorCode } from './errors.js';
+import { Emitter, type EventName, type Listener } from './events.js';
+import { guardBroker, type GuardedBroker } from './guard.js';
+import { newId } from './ids.js';
+import { silentLogger, type Logger } from './logger.js';
+import { createMemoryResultBackend } from './memory-backend.js';
+import { encodeTask, type Embed, type TaskMessage } from './message.js';
+import { resolveBroker, resolveResultBackend } from './resolve.js';
+import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
+import type { RetryOptions } from './retry.js';
+import { serializerFor, type Serializer, type SerializerName } from './serializer.js';
+import { Worker, type WorkerOptions } from './worker.js';
+
+/** Per-task options; each also settable per call where it makes sense. */
+export interface TaskOptions extends RetryOptions {
+  /** Queue for this task. @default routes, then the app's default queue */
+  queue?: string;
+  /** 0–9, 9 the most urgent. */
+  priority?: number;
+  /** Soft time limit: aborts `currentTask().signal` and fails the run with ERR_TIME_LIMIT. */
+  timeLimitMs?: number;
+  /** Run at most this many times per second / minute across all workers, e.g. '100/s', '10/m'. */
+  rateLimit?: string;
+  /** Store no state for this task. `get()` on it never resolves. @default false */
+  ignoreResult?: boolean;
+  /** @default the app's serializer */
+  serializer?: SerializerName;
+  /** Compress bodies with gzip. @default the app's */
+  compression?: 'gzip' | 'none';
+}
+
+/** Per-call options of `applyAsync`. */
+export interface ApplyOptions {
+  /** Hold the task in the broker for this long before it can run. */
+  countdownMs?: number;
+  /** Run at (or after) this time. */
+  eta?: Date | number;
+  /** Not run after this many ms from now; its result is REVOKED. */
+  expiresMs?: number;
+  priority?: number;
+  queue?: string;
+  taskId?: string;
+  headers?: Record<string, HeaderValue>;
+  timeLimitMs?: number;
+  /** Canvas links (set by chain/group/chord). */
+  embed?: Embed;
+  parentId?: string;
+  rootId?: string;
+  group?: string;
+  kwargs?: Record<string, unknown>;
+}
+
+export type Route = { queue: string };
+
+export interface AppOptions {
+  /** A broker URL (`memory://`, `redis://…`, `amqp://…`, `nats://…`) or a `Broker` instance. */
+  broker: string | Broker;
+  /**
+   * A result backend URL or instance. @default `memory://` when the broker is the memory broker;
+   * otherwise none, and `get()` rejects with ERR_NO_RESULT_BACKEND.
+   */
+  resultBackend?: string | ResultBackend;
+  /** @default 'json' */
+  serializer?: SerializerName;
+  /** Content types (or serializer names) a worker will decode. @default ['json', 'msgpack'] */
+  accept?: readonly string[];
+  /** @default 'none' */
+  compression?: 'gzip' | 'none';
+  /** @default 86_400_000 (one day) */
+  resultExpiresMs?: number;
+  /** Task name (glob with `*`) → queue, like Celery's task_routes. First match wins. */
+  routes?: Record<string, Route>;
+  /** @default 'default' */
+  defaultQueue?: string;
+  /** A delivery handed out more often than this without settling is dead-lettered. @default 10 */
+  maxDeliveries?: number;
+  /** Defaults for every task's options. */
+  taskDefaults?: TaskOptions;
+  /** @default silent */
+  logger?: Logger;
+  /** Time source (tests pass a fake clock). */
+  clock?: Clock;
+}
+
+export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
+
+/** A lightweight description of a call (canvas building block). */
+export interface Signature<R = unknown> {
+  readonly task: string;
+  readonly args: readonly unknown[];
+  readonly options: ApplyOptions;
+  readonly immutable: boolean;
+  applyAsync(opts?: ApplyOptions): Promise<AsyncResult<R>>;
+}
+
+/** A registered task. Argument and result types are exact: `add.delay('x')` does not compile. */
+export interface Task<A extends unknown[], R> {
+  readonly name: string;
+  readonly options: Readonly<TaskOptions>;
+  readonly handler: TaskHandler<A, R>;
+  delay(...args: A): Promise<AsyncResult<R>>;
+  applyAsync(args: A, opts?: ApplyOptions): Promise<AsyncResult<R>>;
+  /** One round trip where the broker allows (`publishBatch`). */
+  applyAsyncBulk(argsList: readonly A[], opts?: Omit<ApplyOptions, 'taskId'>): Promise<AsyncResult<R>[]>;
+  /** A signature of this call. */
+  s(...args: A): Signature<R>;
+}
+
+/** A registered task with its types erased, as the worker sees it. */
+export interface AnyTask {
+  readonly name: string;
+  readonly options: Readonly<TaskOptions>;
+  readonly handler: (...args: never[]) => unknown;
+}
+
+const CONTROL_CHANNEL = 'celeriac.control';
+
+export interface ControlMessage {
+  type: 'revoke';
+  taskId: string;
+}
+
+function compileRoutes(routes: Record<string, Route> | undefined): ((name: string) => string | undefined) | undefined {
+  if (routes === undefined) return undefined;
+  const compiled = Object.entries(routes).map(([pattern, route]) => {
+    const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    return [re, route.queue] as const;
+  });
+  return (name) => compiled.find(([re]) => re.test(name))?.[1];
+}
+
+/**
+ * An app: the task registry, the producer side and the factory of workers. Create it with `createApp`.
+ * Connections open on first use and close with `close()`.
+ */
+export class App implements ResultSource {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly events: Emitter;
+  readonly defaultQueue: string;
+  readonly resultExpiresMs: number;
+  readonly maxDeliveries: number;
+  readonly accept: ReadonlySet<string>;
+  readonly serializer: Serializer;
+  readonly hostname = hostname();
+  readonly tasks = new Map<string, AnyTask>();
+  private readonly opts: AppOptions;
+  private readonly route: ((name: string) => string | undefined) | undefined;
+  private brokerPromise: Promise<GuardedBroker> | undefined;
+  private brokerValue: GuardedBroker | undefined;
+  private backendPromise: Promise<ResultBackend | undefined> | undefined;
+  private backendValue: ResultBackend | undefined | null = null;
+  private readonly declared = new Map<string, Promise<void>>();
+  private readonly workers = new Set<Worker>();
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: AppOptions) {
+    if (opts === null || typeof opts !== 'object' || opts.broker === undefined) {
+      throw new TypeError('createApp needs { broker: URL or Broker }');
+    }
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger ?? silentLogger;
+    this.events = new Emitter(this.logger);
+    this.defaultQueue = opts.defaultQueue ?? 'default';
+    this.resultExpiresMs = opts.resultExpiresMs ?? 86_400_000;
+    this.maxDeliveries = opts.maxDeliveries ?? 10;
+    this.serializer = serializerFor(opts.serializer ?? 'json');
+    this.accept = new Set((opts.accept ?? ['json', 'msgpack']).map((a) => serializerFor(a).contentType));
+    this.route = compileRoutes(opts.routes);
+  }
+
+  /** Register a task. The name must be unique in the app. */
+  task<A extends unknown[], R>(name: string, handler: TaskHandler<A, R>, options: TaskOptions = {}): Task<A, Awaited<R>> {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('task name must be a non-empty string');
+    if (typeof handler !== 'function') throw new TypeError(`task ${name}: handler must be a function`);
+    if (this.tasks.has(name)) throw new TypeError(`task ${name} is already registered`);
+    const merged: TaskOptions = { ...this.opts.taskDefaults, ...options };
+    validateTaskOptions(name, merged);
+    const task: Task<A, Awaited<R>> = {
+      name,
+      options: merged,
+      handler: handler as TaskHandler<A, Awaited<R>>,
+      delay: (...args: A) => this.send<Awaited<R>>(name, args, {}, merged),
+      applyAsync: (args: A, opts: ApplyOptions = {}) => this.send<Awaited<R>>(name, args, opts, merged),
+      applyAsyncBulk: (argsList: readonly A[], opts = {}) => this.sendBulk<Awaited<R>>(name, argsList, opts, merged),
+      s: (...args: A) => this.signature<Awaited<R>>(name, args, {}),
+    };
+    this.tasks.set(name, task as unknown as AnyTask);
+    return task;
+  }
+
+  /** Send a task by name: one another process (or language) defines. */
+  sendTask<R = unknown>(name: string, args: readonly unknown[] = [], options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+    const known = this.tasks.get(name);
+    return this.send<R>(name, args, options, known?.options ?? {});
+  }
+
+  /** A handle on a task by id (Celery's `app.AsyncResult(id)`). */
+  asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
+    return new AsyncResult<R>(taskId, this);
+  }
+
+  signature<R>(name: string, args: readonly unknown[], options: ApplyOptions, immutable = false): Signature<R> {
+    return {
+      task: name,
+      args,
+      options,
+      immutable,
+      applyAsync: (opts: ApplyOptions = {}) => this.sendTask<R>(name, args, { ...options, ...opts }),
+    };
+  }
+
+  on<K extends EventName>(name: K, listener: Listener<K>): () => void {
+    return this.events.on(name, listener);
+  }
+
+  /** Create a worker for this app's tasks. Call `start()` on it. */
+  worker(opts: WorkerOptions = {}): Worker {
+    const w = new Worker(this, opts);
+    this.workers.add(w);
+    return w;
+  }
+
+  /** @internal */
+  forgetWorker(w: Worker): void {
+    this.workers.delete(w);
+  }
+
+  /** The guarded broker, connected. */
+  getBroker(): Promise<GuardedBroker> {
+    if (this.brokerPromise === undefined) {
+      if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'app is closed'));
+      this.brokerPromise = (async () => {
+        const raw =
+          typeof this.opts.broker === 'string'
+            ? await resolveBroker(this.opts.broker, { clock: this.clock, logger: this.logger })
+            : this.opts.broker;
+        const guarded = guardBroker(raw, {
+          clock: this.clock,
+          onLeaseLost: (d, err) => this.logger.warn('lease renewal failed', { id: d.id, error: String(err) }),
+        });
+        guarded.onEvent((e) => {
+          if (e.type === 'reconnected') this.events.emit('broker:reconnected', { broker: guarded.name });
+          else this.events.emit('broker:error', { error: serializeForEvent(e.error) });
+        });
+        await guarded.connect();
+        this.brokerValue = guarded;
+        return guarded;
+      })();
+      this.brokerPromise.catch(() => {
+        this.brokerPromise = undefined;
+      });
+    }
+    return this.brokerPromise;
+  }
+
+  /** The result backend, or undefined when none is configured. */
+  getResultBackend(): Promise<ResultBackend | undefined> {
+    if (this.backendValue !== null) return Promise.resolve(this.backendValue);
+    if (this.backendPromise === undefined) {
+      this.backendPromise = (async () => {
+        const rb = this.opts.resultBackend;
+        let backend: ResultBackend | undefined;
+        if (rb === undefined) {
+          const isMemory =
+            (typeof this.opts.broker === 'string' && this.opts.broker.startsWith('memory:')) ||
+            (typeof this.opts.broker === 'object' && this.opts.broker.name === 'memory');
+          backend = isMemory ? createMemoryResultBackend({ clock: this.clock }) : undefined;
+        } else if (typeof rb === 'string') {
+          backend = await resolveResultBackend(rb, { clock: this.clock, logger: this.logger });
+        } else backend = rb;
+        this.backendValue = backend;
+        return backend;
+      })();
+      this.backendPromise.catch(() => {
+        this.backendPromise = undefined;
+      });
+    }
+    return this.backendPromise;
+  }
+
+  /** The backend if it was already resolved (hot path without an await). */
+  get resultBackendNow(): ResultBackend | undefined | null {
+    return this.backendValue;
+  }
+
+  queueFor(name: string, opts: ApplyOptions, taskOpts: TaskOptions): string {
+    return opts.queue ?? taskOpts.queue ?? this.route?.(name) ?? this.defaultQueue;
+  }
+
+  /** Declare each queue once per app, before its first publish or consume. */
+  declare(broker: GuardedBroker, queue: string): Promise<void> {
+    let p = this.declared.get(queue);
+    if (p === undefined) {
+      p = broker.declareQueue(queue, { maxPriority: 9 });
+      this.declared.set(queue, p);
+      p.catch(() => this.declared.delete(queue));
+    }
+    return p;
+  }
+
+  /** Build a task message; exported for the worker's retries and give-backs. */
+  buildMessage(
+    name: string,
+    args: readonly unknown[],
+    opts: ApplyOptions,
+    taskOpts: TaskOptions,
+  ): { msg: TaskMessage; delayMs: number; priority: number | undefined } {
+    if (!Array.isArray(args)) throw new TypeError(`task ${name}: args must be an array`);
+    const now = this.clock.now();
+    let delayMs = 0;
+    let eta: number | null = null;
+    if (opts.eta !== undefined) {
+      eta = typeof opts.eta === 'number' ? opts.eta : opts.eta.getTime();
+      if (!Number.isFinite(eta)) throw new RangeError(`task ${name}: eta is not a valid time`);
+      delayMs = Math.max(0, eta - now);
+    } else if (opts.countdownMs !== undefined) {
+      if (!Number.isFinite(opts.countdownMs) || opts.countdownMs < 0) {
+        throw new RangeError(`task ${name}: countdownMs must be a finite number >= 0`);
+      }
+      delayMs = opts.countdownMs;
+      eta = delayMs > 0 ? now + delayMs : null;
+    }
+    if (opts.expiresMs !== undefined && (!Number.isFinite(opts.expiresMs) || opts.expiresMs < 0)) {
+      throw new RangeError(`task ${name}: expiresMs must be a finite number >= 0`);
+    }
+    const priority = opts.priority ?? taskOpts.priority;
+    const id = opts.taskId ?? newId();
+    const msg: TaskMessage = {
+      id,
+      task: name,
+      args: args as unknown[],
+      kwargs: opts.kwargs ?? {},
+      embed: opts.embed ?? {},
+      retries: 0,
+      rootId: opts.rootId ?? id,
+      parentId: opts.parentId ?? null,
+      group: opts.group ?? null,
+      eta,
+      expires: opts.expiresMs === undefined ? null : now + opts.expiresMs,
+      timeLimitMs: opts.timeLimitMs ?? taskOpts.timeLimitMs ?? null,
+      priority: priority ?? null,
+      origin: this.hostname,
+      traceparent: null,
+      extra: opts.headers ?? {},
+    };
+    return { msg, delayMs, priority };
+  }
+
+  encode(msg: TaskMessage, taskOpts: TaskOptions): OutgoingMessage {
+    const serializer = taskOpts.serializer === undefined ? this.serializer : serializerFor(taskOpts.serializer);
+    const gzip = (taskOpts.compression ?? this.opts.compression ?? 'none') === 'gzip';
+    return encodeTask(msg, serializer, gzip);
+  }
+
+  private async send<R>(name: string, args: readonly unknown[], opts: ApplyOptions, taskOpts: TaskOptions): Promise<AsyncResult<R>> {
+    const { msg, delayMs, priority } = this.buildMessage(name, args, opts, taskOpts);
+    const queue = this.queueFor(name, opts, taskOpts);
+    const out = this.encode(msg, taskOpts);
+    const broker = this.brokerValue ?? (await this.getBroker());
+    if (!this.declared.has(queue)) await this.declare(broker, queue);
+    await broker.publish(queue, out, publishOpts(delayMs, priority));
+    if (this.events.has('task:sent')) {
+      this.events.emit('task:sent', { taskId: msg.id, name, queue, retries: 0, deliveries: 0, delayMs });
+    }
+    return new AsyncResult<R>(msg.id, this);
+  }
+
+  private async sendBulk<R>(
+    name: string,
+    argsList: readonly (readonly unknown[])[],
+    opts: Omit<ApplyOptions, 'taskId'>,
+    taskOpts: TaskOptions,
+  ): Promise<AsyncResult<R>[]> {
+    if (!Array.isArray(argsList)) throw new TypeError(`task ${name}: applyAsyncBulk needs an array of argument arrays`);
+    const queue = this.queueFor(name, opts, taskOpts);
+    const built = argsList.map((args) => this.buildMessage(name, args, opts, taskOpts));
+    const broker = this.brokerValue ?? (await this.getBroker());
+    if (!this.declared.has(queue)) await this.declare(broker, queue);
+    const first = built[0];
+    if (first === undefined) return [];
+    await broker.publishBatch(
+      queue,
+      built.map((b) => this.encode(b.msg, taskOpts)),
+      publishOpts(first.delayMs, first.priority),
+    );
+    if (this.events.has('task:sent')) {
+      for (const b of built) {
+        this.events.emit('task:sent', { taskId: b.msg.id, name, queue, retries: 0, deliveries: 0, delayMs: b.delayMs });
+      }
+    }
+    return built.map((b) => new AsyncResult<R>(b.msg.id, this));
+  }
+
+  /** @internal ResultSource */
+  async waitResult(taskId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMeta> {
+    const backend = await this.requireBackend();
+    return backend.wait(taskId, opts);
+  }
+
+  /** @internal ResultSource */
+  async readResult(taskId: string): Promise<ResultMeta | undefined> {
+    const backend = await this.requireBackend();
+    return backend.get(taskId);
+  }
+
+  /**
+   * Revoke: the id is kept in the backend's revocation set for the result TTL (workers started
+   * later see it), the state becomes REVOKED unless it already succeeded, and running workers are
+   * told over the broker's broadcast.
+   */
+  async revokeTask(taskId: string): Promise<void> {
+    const backend = await this.getResultBackend();
+    if (backend?.revoke !== undefined) await backend.revoke(taskId, this.resultExpiresMs);
+    if (backend !== undefined) {
+      const current = await backend.get(taskId);
+      if (current === undefined || (current.state !== TaskState.SUCCESS && current.state !== TaskState.FAILURE)) {
+        await backend.set(taskId, { state: TaskState.REVOKED, dateDone: this.clock.now() }, { ttlMs: this.resultExpiresMs });
+      }
+    }
+    const broker = await this.getBroker();
+    if (broker.broadcast !== undefined) {
+      const msg: ControlMessage = { type: 'revoke', taskId };
+      await broker.broadcast.publish(CONTROL_CHANNEL, new TextEncoder().encode(JSON.stringify(msg)));
+    } else if (backend?.revoke === undefined) {
+      throw new CeleriacError(ErrorCode.UNSUPPORTED, 'revoke needs a broker with broadcast or a result backend with revocations');
+    }
+  }
+
+  private async requireBackend(): Promise<ResultBackend> {
+    const backend = this.backendValue ?? (await this.getResultBackend());
+    if (backend === undefined) {
+      throw new CeleriacError(
+        ErrorCode.NO_RESULT_BACKEND,
+        'this app has no result backend: pass createApp({ resultBackend: "redis://…" }) to read results',
+      );
+    }
+    return backend;
+  }
+
+  /** Close every worker of this app (gracefully), then the broker and result backend. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closing = (async () => {
+        await Promise.allSettled([...this.workers].map((w) => w.close()));
+        const broker = await this.brokerPromise?.catch(() => undefined);
+        const backend = await this.backendPromise?.catch(() => undefined);
+        await Promise.allSettled([broker?.close(), backend?.close()]);
+      })();
+    }
+    return this.closing;
+  }
+}
+
+export { CONTROL_CHANNEL };
+
+function publishOpts(delayMs: number, priority: number | undefined): { delayMs?: number; priority?: number } {
+  const o: { delayMs?: number; priority?: number } = {};
+  if (delayMs > 0) o.delayMs = delayMs;
+  if (priority !== undefined) o.priority = priority;
+  return o;
+}
+
+function serializeForEvent(err: unknown): { name: string; message: string } {
+  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+}
+
+function validateTaskOptions(name: string, o: TaskOptions): void {
+  const nonNeg = (k: keyof TaskOptions) => {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
+      throw new RangeError(`task ${name}: ${k} must be a finite number >= 0, got ${String(v)}`);
+    }
+  };
+  nonNeg('maxRetries');
+  nonNeg('retryBackoffMs');
+  nonNeg('retryBackoffMaxMs');
+  nonNeg('timeLimitMs');
+  if (o.priority !== undefined && (!Number.isInteger(o.priority) || o.priority < 0 || o.priority > 9)) {
+    throw new RangeError(`task ${name}: priority must be an integer from 0 to 9`);
+  }
+  if (o.rateLimit !== undefined && !/^\d+(\.\d+)?\/[smh]$/.test(o.rateLimit)) {
+    throw new RangeError(`task ${name}: rateLimit must look like '100/s', '10/m' or '5/h'`);
+  }
+}
+
+/** Create an app. Nothing connects until the first publish or `worker.start()`. */
+export function createApp(opts: AppOptions): App {
+  return new App(opts);
+}

@@ -1,0 +1,57 @@
+export { createApp, App } from './app.js';
+export type { AppOptions, ApplyOptions, TaskOptions, Task, TaskHandler, Signature, Route, AnyTask } from './app.js';
+export { AsyncResult } from './async-result.js';
+export type { GetOptions } from './async-result.js';
+export type {
+  Broker,
+  BrokerCapabilities,
+  Broadcast,
+  ConsumeOptions,
+  DeadLetter,
+  DeadLetterOptions,
+  DeadLetters,
+  Delivery,
+  HeaderValue,
+  Headers,
+  NackOptions,
+  OutgoingMessage,
+  PublishOptions,
+  QueueSpec,
+  QueueStats,
+} from './broker.js';
+export { systemClock, sleep } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { currentTask } from './context.js';
+export type { TaskContext } from './context.js';
+export {
+  CeleriacError,
+  ErrorCode,
+  TaskFailedError,
+  UnrecoverableError,
+  isCeleriacError,
+  serializeError,
+  wrapError,
+} from './errors.js';
+export type { SerializedError, CeleriacErrorOptions } from './errors.js';
+export type { CeleriacEvents, EventName, Listener, TaskEventBase, WorkerEventBase } from './events.js';
+export { guardBroker, GuardedBroker } from './guard.js';
+export type { BrokerEvent, BrokerEventSource, GuardOptions } from './guard.js';
+export { newId } from './ids.js';
+export { silentLogger, redactUrl } from './logger.js';
+export type { Logger } from './logger.js';
+export { createMemoryBroker, MemoryBroker, MemoryServer } from './memory-broker.js';
+export type { MemoryBrokerOptions, MemoryServerOptions } from './memory-broker.js';
+export { createMemoryResultBackend, MemoryResultBackend } from './memory-backend.js';
+export type { MemoryResultBackendOptions } from './memory-backend.js';
+export { encodeTask, decodeTask } from './message.js';
+export type { TaskMessage, Embed, SignatureData } from './message.js';
+export { resolveBroker, resolveResultBackend, parseUrlOptions } from './resolve.js';
+export type { BrokerFactory, ResultBackendFactory, FactoryContext, UrlOptions } from './resolve.js';
+export { TaskState, READY_STATES } from './result-backend.js';
+export type { ResultBackend, ResultBackendCapabilities, ResultMeta, WaitOptions } from './result-backend.js';
+export { backoffDelayMs } from './retry.js';
+export type { RetryOptions } from './retry.js';
+export { jsonSerializer, msgpackSerializer, serializerFor } from './serializer.js';
+export type { Serializer, SerializerName } from './serializer.js';
+export { Worker } from './worker.js';
+export type { WorkerOptions, CloseOptions, CloseReport } from './worker.js';

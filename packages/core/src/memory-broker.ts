@@ -1,0 +1,650 @@
+import type {
+  Broker,
+  BrokerCapabilities,
+  ConsumeOptions,
+  DeadLetter,
+  DeadLetterOptions,
+  Delivery,
+  Headers,
+  NackOptions,
+  OutgoingMessage,
+  PublishOptions,
+  QueueStats,
+} from './broker.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { CeleriacError, ErrorCode } from './errors.js';
+
+/**
+ * The in-process broker: the whole contract, held in one `MemoryServer`. Several `MemoryBroker`s
+ * (connections) can share a server, which is how tests play "another process": closing a broker
+ * without acking gives its deliveries back, like a dropped AMQP channel.
+ */
+
+interface Stored {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly headers: Headers;
+  readonly priority: number;
+  deliveries: number;
+}
+
+interface Delayed {
+  readonly dueAt: number;
+  readonly seq: number;
+  readonly msg: Stored;
+}
+
+interface InFlight {
+  readonly msg: Stored;
+  readonly token: number;
+  readonly owner: MemoryBroker;
+  leaseUntil: number;
+}
+
+interface Dead {
+  readonly msg: Stored;
+  readonly reason: string;
+  readonly deadAt: number;
+}
+
+/** FIFO with O(1) shift and unshift. */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  unshift(item: T): void {
+    if (this.head > 0) this.items[--this.head] = item;
+    else this.items.unshift(item);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  drain(): T[] {
+    const out = this.items.slice(this.head) as T[];
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+}
+
+/** Binary min-heap ordered by (dueAt, seq). */
+class DelayHeap {
+  private readonly a: Delayed[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  peek(): Delayed | undefined {
+    return this.a[0];
+  }
+  push(d: Delayed): void {
+    const a = this.a;
+    a.push(d);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (less(a[p]!, a[i]!)) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  pop(): Delayed | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && less(a[l]!, a[m]!)) m = l;
+        if (r < a.length && less(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+  clear(): number {
+    const n = this.a.length;
+    this.a.length = 0;
+    return n;
+  }
+}
+function less(x: Delayed, y: Delayed): boolean {
+  return x.dueAt < y.dueAt || (x.dueAt === y.dueAt && x.seq < y.seq);
+}
+
+const LEVELS = 10;
+
+class MemoryQueue {
+  /** One FIFO per priority level, index 9 served first. */
+  readonly ready: Fifo<Stored>[] = Array.from({ length: LEVELS }, () => new Fifo<Stored>());
+  readyCount = 0;
+  readonly delayed = new DelayHeap();
+  readonly inFlight = new Map<number, InFlight>();
+  dead: Dead[] = [];
+  readonly waiters = new Fifo<MemoryConsumer>();
+  delayTimer: TimerHandle | undefined;
+  delayTimerAt = Infinity;
+
+  constructor(readonly name: string) {}
+
+  take(): Stored | undefined {
+    if (this.readyCount === 0) return undefined;
+    for (let p = LEVELS - 1; p >= 0; p--) {
+      const m = this.ready[p]!.shift();
+      if (m !== undefined) {
+        this.readyCount--;
+        return m;
+      }
+    }
+    return undefined;
+  }
+}
+
+export interface MemoryServerOptions {
+  /** @default the system clock */
+  clock?: Clock;
+  /** @default 30_000 */
+  visibilityTimeoutMs?: number;
+}
+
+/** The state behind one or more memory brokers. */
+export class MemoryServer {
+  readonly clock: Clock;
+  readonly visibilityTimeoutMs: number;
+  private readonly queues = new Map<string, MemoryQueue>();
+  private readonly channels = new Map<string, Set<(body: Uint8Array) => void>>();
+  private seq = 0;
+  private token = 0;
+  private leaseTimer: TimerHandle | undefined;
+  private leaseTimerAt = Infinity;
+
+  constructor(opts: MemoryServerOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.visibilityTimeoutMs = opts.visibilityTimeoutMs ?? 30_000;
+  }
+
+  queue(name: string): MemoryQueue {
+    let q = this.queues.get(name);
+    if (q === undefined) {
+      q = new MemoryQueue(name);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  publish(queue: string, msg: OutgoingMessage, opts: PublishOptions | undefined): void {
+    const stored: Stored = {
+      id: msg.id,
+      body: msg.body.slice(),
+      headers: { ...msg.headers },
+      priority: opts?.priority ?? 0,
+      deliveries: 0,
+    };
+    this.enqueue(this.queue(queue), stored, opts?.delayMs ?? 0, false);
+  }
+
+  enqueue(q: MemoryQueue, msg: Stored, delayMs: number, front: boolean): void {
+    if (delayMs > 0) {
+      const dueAt = this.clock.now() + delayMs;
+      q.delayed.push({ dueAt, seq: this.seq++, msg });
+      this.armDelayTimer(q);
+      return;
+    }
+    const level = q.ready[Math.min(LEVELS - 1, Math.max(0, msg.priority))]!;
+    if (front) level.unshift(msg);
+    else level.push(msg);
+    q.readyCount++;
+    this.wake(q);
+  }
+
+  private armDelayTimer(q: MemoryQueue): void {
+    const next = q.delayed.peek();
+    if (next === undefined || next.dueAt >= q.delayTimerAt) return;
+    if (q.delayTimer !== undefined) this.clock.clearTimeout(q.delayTimer);
+    q.delayTimerAt = next.dueAt;
+    q.delayTimer = this.clock.setTimeout(() => {
+      q.delayTimer = undefined;
+      q.delayTimerAt = Infinity;
+      this.promote(q);
+    }, next.dueAt - this.clock.now());
+  }
+
+  private promote(q: MemoryQueue): void {
+    const now = this.clock.now();
+    for (let d = q.delayed.peek(); d !== undefined && d.dueAt <= now; d = q.delayed.peek()) {
+      q.delayed.pop();
+      this.enqueue(q, d.msg, 0, false);
+    }
+    this.armDelayTimer(q);
+  }
+
+  /** Hand ready messages to waiting consumers. */
+  wake(q: MemoryQueue): void {
+    while (q.readyCount > 0 && q.waiters.size > 0) {
+      const c = q.waiters.shift()!;
+      c.offer();
+    }
+  }
+
+  claim(q: MemoryQueue, owner: MemoryBroker): InFlight | undefined {
+    const msg = q.take();
+    if (msg === undefined) return undefined;
+    msg.deliveries++;
+    const f: InFlight = { msg, token: ++this.token, owner, leaseUntil: this.clock.now() + this.visibilityTimeoutMs };
+    q.inFlight.set(f.token, f);
+    this.armLeaseTimer(f.leaseUntil);
+    return f;
+  }
+
+  private armLeaseTimer(at: number): void {
+    if (at >= this.leaseTimerAt) return;
+    if (this.leaseTimer !== undefined) this.clock.clearTimeout(this.leaseTimer);
+    this.leaseTimerAt = at;
+    this.leaseTimer = this.clock.setTimeout(() => {
+      this.leaseTimer = undefined;
+      this.leaseTimerAt = Infinity;
+      this.sweepLeases();
+    }, at - this.clock.now());
+  }
+
+  /** Give back every delivery whose lease ran out, then re-arm for the next one. */
+  private sweepLeases(): void {
+    const now = this.clock.now();
+    let next = Infinity;
+    for (const q of this.queues.values()) {
+      for (const f of q.inFlight.values()) {
+        if (f.leaseUntil <= now) {
+          q.inFlight.delete(f.token);
+          this.enqueue(q, f.msg, 0, true);
+        } else if (f.leaseUntil < next) next = f.leaseUntil;
+      }
+    }
+    if (next !== Infinity) this.armLeaseTimer(next);
+  }
+
+  settle(q: MemoryQueue, token: number, nack: NackOptions | undefined): void {
+    const f = q.inFlight.get(token);
+    if (f === undefined) {
+      throw new CeleriacError(ErrorCode.STALE_DELIVERY, 'delivery lease expired; the message was given to another consumer');
+    }
+    q.inFlight.delete(token);
+    if (nack === undefined) return;
+    if (!nack.requeue) {
+      q.dead.push({ msg: f.msg, reason: nack.reason ?? 'rejected', deadAt: this.clock.now() });
+      return;
+    }
+    this.enqueue(q, f.msg, nack.delayMs ?? 0, (nack.delayMs ?? 0) === 0);
+  }
+
+  extend(q: MemoryQueue, token: number): void {
+    const f = q.inFlight.get(token);
+    if (f === undefined) {
+      throw new CeleriacError(ErrorCode.STALE_DELIVERY, 'delivery lease expired; the message was given to another consumer');
+    }
+    f.leaseUntil = this.clock.now() + this.visibilityTimeoutMs;
+  }
+
+  /** A connection went away: everything it held goes back, at the front of its level. */
+  releaseOwner(owner: MemoryBroker): void {
+    for (const q of this.queues.values()) {
+      for (const f of q.inFlight.values()) {
+        if (f.owner === owner) {
+          q.inFlight.delete(f.token);
+          this.enqueue(q, f.msg, 0, true);
+        }
+      }
+    }
+  }
+
+  purge(queue: string): number {
+    const q = this.queue(queue);
+    const n = q.readyCount + q.delayed.size;
+    for (const level of q.ready) level.drain();
+    q.readyCount = 0;
+    q.delayed.clear();
+    if (q.delayTimer !== undefined) this.clock.clearTimeout(q.delayTimer);
+    q.delayTimer = undefined;
+    q.delayTimerAt = Infinity;
+    return n;
+  }
+
+  stats(queue: string): QueueStats {
+    const q = this.queue(queue);
+    return { ready: q.readyCount, delayed: q.delayed.size, inFlight: q.inFlight.size, dead: q.dead.length };
+  }
+
+  listDead(queue: string, limit: number): DeadLetter[] {
+    return this.queue(queue).dead.slice(0, limit).map((d) => ({
+      id: d.msg.id,
+      queue,
+      body: d.msg.body,
+      headers: d.msg.headers,
+      reason: d.reason,
+      deadAt: d.deadAt,
+    }));
+  }
+
+  redrive(queue: string, ids: readonly string[] | undefined): number {
+    const q = this.queue(queue);
+    const wanted = ids === undefined ? undefined : new Set(ids);
+    const keep: Dead[] = [];
+    let moved = 0;
+    for (const d of q.dead) {
+      if (wanted === undefined || wanted.has(d.msg.id)) {
+        d.msg.deliveries = 0;
+        this.enqueue(q, d.msg, 0, false);
+        moved++;
+      } else keep.push(d);
+    }
+    q.dead = keep;
+    return moved;
+  }
+
+  purgeDead(queue: string): number {
+    const q = this.queue(queue);
+    const n = q.dead.length;
+    q.dead = [];
+    return n;
+  }
+
+  broadcast(channel: string, body: Uint8Array): void {
+    for (const fn of this.channels.get(channel) ?? []) {
+      try {
+        fn(body.slice());
+      } catch {
+        // a subscriber's failure is its own
+      }
+    }
+  }
+
+  subscribe(channel: string, fn: (body: Uint8Array) => void): () => void {
+    let set = this.channels.get(channel);
+    if (set === undefined) {
+      set = new Set();
+      this.channels.set(channel, set);
+    }
+    const handler = (body: Uint8Array) => fn(body);
+    set.add(handler);
+    return () => {
+      set.delete(handler);
+    };
+  }
+
+  /** Stop every timer (tests and app shutdown). Messages stay. */
+  stopTimers(): void {
+    if (this.leaseTimer !== undefined) this.clock.clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
+    this.leaseTimerAt = Infinity;
+    for (const q of this.queues.values()) {
+      if (q.delayTimer !== undefined) this.clock.clearTimeout(q.delayTimer);
+      q.delayTimer = undefined;
+      q.delayTimerAt = Infinity;
+    }
+  }
+
+  /** True while anything waits on a timer (a delay or a lease). */
+  hasPendingTimers(): boolean {
+    for (const q of this.queues.values()) if (q.delayed.size > 0 || q.inFlight.size > 0) return true;
+    return false;
+  }
+}
+
+class MemoryDelivery implements Delivery {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly headers: Headers;
+  readonly deliveries: number;
+
+  constructor(
+    private readonly consumer: MemoryConsumer,
+    private readonly f: InFlight,
+  ) {
+    this.id = f.msg.id;
+    this.body = f.msg.body;
+    this.headers = f.msg.headers;
+    this.deliveries = f.msg.deliveries;
+  }
+
+  ack(): Promise<void> {
+    return this.consumer.settle(this.f.token, undefined);
+  }
+  nack(opts: NackOptions): Promise<void> {
+    return this.consumer.settle(this.f.token, opts);
+  }
+  extend(): Promise<void> {
+    try {
+      this.consumer.server.extend(this.consumer.q, this.f.token);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+}
+
+class MemoryConsumer implements AsyncIterator<Delivery> {
+  unsettled = 0;
+  private done = false;
+  private pending: ((r: IteratorResult<Delivery>) => void) | undefined;
+  private queued = false;
+
+  constructor(
+    readonly server: MemoryServer,
+    readonly q: MemoryQueue,
+    private readonly owner: MemoryBroker,
+    private readonly prefetch: number,
+    signal: AbortSignal | undefined,
+  ) {
+    if (signal !== undefined) {
+      if (signal.aborted) this.finish();
+      else signal.addEventListener('abort', () => this.finish(), { once: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<Delivery>> {
+    if (this.done) return Promise.resolve({ done: true, value: undefined });
+    const d = this.tryTake();
+    if (d !== undefined) return Promise.resolve({ done: false, value: d });
+    return new Promise((resolve) => {
+      this.pending = resolve;
+      this.park();
+    });
+  }
+
+  return(): Promise<IteratorResult<Delivery>> {
+    this.finish();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  private tryTake(): MemoryDelivery | undefined {
+    if (this.unsettled >= this.prefetch || this.owner.closed) return undefined;
+    const f = this.server.claim(this.q, this.owner);
+    if (f === undefined) return undefined;
+    this.unsettled++;
+    return new MemoryDelivery(this, f);
+  }
+
+  /** Wait for a message if under the prefetch bound; otherwise a settle will call offer(). */
+  private park(): void {
+    if (this.unsettled < this.prefetch && !this.queued) {
+      this.queued = true;
+      this.q.waiters.push(this);
+    }
+  }
+
+  /** Called by the server when a message is ready, or by a settle that freed a slot. */
+  offer(): void {
+    this.queued = false;
+    const resolve = this.pending;
+    if (resolve === undefined || this.done) return;
+    const d = this.tryTake();
+    if (d === undefined) {
+      this.park();
+      return;
+    }
+    this.pending = undefined;
+    resolve({ done: false, value: d });
+  }
+
+  settle(token: number, nack: NackOptions | undefined): Promise<void> {
+    this.unsettled--;
+    try {
+      this.server.settle(this.q, token, nack);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    } finally {
+      if (this.pending !== undefined) this.offer();
+    }
+    return Promise.resolve();
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const resolve = this.pending;
+    this.pending = undefined;
+    resolve?.({ done: true, value: undefined });
+  }
+}
+
+export interface MemoryBrokerOptions extends MemoryServerOptions {
+  /** Share state with other memory brokers (another "process"). @default a new private server */
+  server?: MemoryServer;
+  /** @default 16 MiB */
+  maxMessageBytes?: number;
+}
+
+/** One connection to a `MemoryServer`. */
+export class MemoryBroker implements Broker {
+  readonly name = 'memory';
+  readonly capabilities: BrokerCapabilities;
+  readonly server: MemoryServer;
+  readonly visibilityTimeoutMs: number;
+  closed = false;
+  private readonly ownsServer: boolean;
+  private readonly consumers = new Set<MemoryConsumer>();
+  private readonly unsubscribers = new Set<() => void>();
+
+  constructor(opts: MemoryBrokerOptions = {}) {
+    this.ownsServer = opts.server === undefined;
+    this.server = opts.server ?? new MemoryServer(opts);
+    this.visibilityTimeoutMs = this.server.visibilityTimeoutMs;
+    this.capabilities = {
+      delayedDelivery: 'native',
+      priorities: LEVELS,
+      deadLetter: 'native',
+      redeliveryCount: true,
+      broadcast: true,
+      maxMessageBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024,
+    };
+  }
+
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'broker is closed'));
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    for (const c of this.consumers) c.finish();
+    this.consumers.clear();
+    for (const u of this.unsubscribers) u();
+    this.unsubscribers.clear();
+    this.server.releaseOwner(this);
+    if (this.ownsServer) this.server.stopTimers();
+    return Promise.resolve();
+  }
+
+  private check(): void {
+    if (this.closed) throw new CeleriacError(ErrorCode.CLOSED, 'broker is closed');
+  }
+
+  declareQueue(queue: string): Promise<void> {
+    this.server.queue(queue);
+    return Promise.resolve();
+  }
+
+  publish(queue: string, msg: OutgoingMessage, opts?: PublishOptions): Promise<void> {
+    try {
+      this.check();
+      this.server.publish(queue, msg, opts);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  publishBatch(queue: string, msgs: readonly OutgoingMessage[], opts?: PublishOptions): Promise<void> {
+    try {
+      this.check();
+      for (const m of msgs) this.server.publish(queue, m, opts);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
+    return {
+      [Symbol.asyncIterator]: () => {
+        this.check();
+        const c = new MemoryConsumer(this.server, this.server.queue(queue), this, opts.prefetch, opts.signal);
+        this.consumers.add(c);
+        return c;
+      },
+    };
+  }
+
+  purge(queue: string): Promise<number> {
+    return Promise.resolve(this.server.purge(queue));
+  }
+
+  stats(queue: string): Promise<QueueStats> {
+    return Promise.resolve(this.server.stats(queue));
+  }
+
+  readonly deadLetters = {
+    list: (queue: string, opts?: DeadLetterOptions): Promise<DeadLetter[]> =>
+      Promise.resolve(this.server.listDead(queue, opts?.limit ?? 100)),
+    redrive: (queue: string, ids?: readonly string[]): Promise<number> => Promise.resolve(this.server.redrive(queue, ids)),
+    purge: (queue: string): Promise<number> => Promise.resolve(this.server.purgeDead(queue)),
+  };
+
+  readonly broadcast = {
+    publish: (channel: string, body: Uint8Array): Promise<void> => {
+      this.server.broadcast(channel, body);
+      return Promise.resolve();
+    },
+    subscribe: (channel: string, onMessage: (body: Uint8Array) => void): Promise<() => Promise<void>> => {
+      const off = this.server.subscribe(channel, onMessage);
+      this.unsubscribers.add(off);
+      return Promise.resolve(() => {
+        off();
+        this.unsubscribers.delete(off);
+        return Promise.resolve();
+      });
+    },
+  };
+}
+
+/** Create an in-process broker. Pass `server` to share one with another broker. */
+export function createMemoryBroker(opts: MemoryBrokerOptions = {}): MemoryBroker {
+  return new MemoryBroker(opts);
+}

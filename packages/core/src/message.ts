@@ -1,0 +1,143 @@
+import type { Delivery, Headers, HeaderValue, OutgoingMessage } from './broker.js';
+import { CeleriacError, ErrorCode } from './errors.js';
+import { compress, decompress, GZIP, serializerFor, type Serializer } from './serializer.js';
+import { newId } from './ids.js';
+
+/** A link to another task, carried in the message (callbacks, errbacks, chain, chord). */
+export interface SignatureData {
+  task: string;
+  args: unknown[];
+  kwargs?: Record<string, unknown>;
+  options?: Record<string, unknown>;
+  immutable?: boolean;
+}
+
+/** Canvas links, the third element of the body as in Celery's protocol v2. */
+export interface Embed {
+  callbacks?: SignatureData[] | null;
+  errbacks?: SignatureData[] | null;
+  chain?: SignatureData[] | null;
+  chord?: SignatureData | null;
+}
+
+/** The decoded task message: Celery protocol v2 headers plus the body `[args, kwargs, embed]`. */
+export interface TaskMessage {
+  id: string;
+  task: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  embed: Embed;
+  retries: number;
+  rootId: string | null;
+  parentId: string | null;
+  group: string | null;
+  /** Epoch ms, or null. */
+  eta: number | null;
+  /** Epoch ms after which the task is not run, or null. */
+  expires: number | null;
+  /** Soft time limit in ms, or null. */
+  timeLimitMs: number | null;
+  priority: number | null;
+  origin: string | null;
+  traceparent: string | null;
+  /** Headers the caller added with `applyAsync({ headers })`. */
+  extra: Record<string, HeaderValue>;
+}
+
+const RESERVED = new Set([
+  'id', 'task', 'lang', 'root_id', 'parent_id', 'group', 'retries', 'eta', 'expires', 'timelimit',
+  'origin', 'priority', 'traceparent', 'content-type', 'content-encoding',
+]);
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+function parseIso(value: HeaderValue | undefined): number | null {
+  if (typeof value !== 'string') return typeof value === 'number' ? value : null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+function str(value: HeaderValue | undefined): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+/** Build the broker message for a task. A fresh message id per call (dedup never eats retries). */
+export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = false): OutgoingMessage {
+  const headers: Headers = {};
+  for (const [k, v] of Object.entries(msg.extra)) if (!RESERVED.has(k)) headers[k] = v;
+  headers['lang'] = 'js';
+  headers['task'] = msg.task;
+  headers['id'] = msg.id;
+  headers['root_id'] = msg.rootId;
+  headers['parent_id'] = msg.parentId;
+  headers['group'] = msg.group;
+  headers['retries'] = msg.retries;
+  headers['eta'] = iso(msg.eta);
+  headers['expires'] = iso(msg.expires);
+  // Celery's [hard, soft] in seconds.
+  headers['timelimit'] = [null, msg.timeLimitMs === null ? null : msg.timeLimitMs / 1000];
+  headers['origin'] = msg.origin;
+  if (msg.priority !== null) headers['priority'] = msg.priority;
+  if (msg.traceparent !== null) headers['traceparent'] = msg.traceparent;
+  headers['content-type'] = serializer.contentType;
+  let body = serializer.encode([msg.args, msg.kwargs, msg.embed]);
+  if (gzip) {
+    body = compress(body);
+    headers['content-encoding'] = GZIP;
+  } else {
+    headers['content-encoding'] = serializer.name === 'json' ? 'utf-8' : 'binary';
+  }
+  return { id: newId(), body, headers };
+}
+
+/**
+ * Decode a delivery. Throws ERR_CONTENT_TYPE for a type outside `accept` and ERR_SERIALIZATION for a
+ * body or header set that is not a task message.
+ */
+export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept: ReadonlySet<string>): TaskMessage {
+  const h = delivery.headers;
+  const contentType = str(h['content-type']) ?? 'application/json';
+  if (!accept.has(contentType)) {
+    throw new CeleriacError(ErrorCode.CONTENT_TYPE, `content type "${contentType}" is not in the accept list`);
+  }
+  const task = str(h['task']);
+  const id = str(h['id']);
+  if (task === null || id === null) {
+    throw new CeleriacError(ErrorCode.SERIALIZATION, 'message has no "task" or "id" header');
+  }
+  let decoded: unknown;
+  try {
+    const serializer = serializerFor(contentType);
+    const raw = h['content-encoding'] === GZIP ? decompress(delivery.body) : delivery.body;
+    decoded = serializer.decode(raw);
+  } catch (err) {
+    throw new CeleriacError(ErrorCode.SERIALIZATION, `undecodable body: ${(err as Error).message}`, { cause: err });
+  }
+  if (!Array.isArray(decoded) || !Array.isArray(decoded[0])) {
+    throw new CeleriacError(ErrorCode.SERIALIZATION, 'body is not [args, kwargs, embed]');
+  }
+  const [args, kwargs, embed] = decoded as [unknown[], unknown, unknown];
+  const retries = h['retries'];
+  const timelimit = h['timelimit'];
+  const soft = Array.isArray(timelimit) && typeof timelimit[1] === 'number' ? timelimit[1] * 1000 : null;
+  const extra: Record<string, HeaderValue> = {};
+  for (const [k, v] of Object.entries(h)) if (!RESERVED.has(k)) extra[k] = v;
+  return {
+    id,
+    task,
+    args,
+    kwargs: kwargs !== null && typeof kwargs === 'object' ? (kwargs as Record<string, unknown>) : {},
+    embed: embed !== null && typeof embed === 'object' ? (embed as Embed) : {},
+    retries: typeof retries === 'number' ? retries : 0,
+    rootId: str(h['root_id']),
+    parentId: str(h['parent_id']),
+    group: str(h['group']),
+    eta: parseIso(h['eta']),
+    expires: parseIso(h['expires']),
+    timeLimitMs: soft,
+    priority: typeof h['priority'] === 'number' ? h['priority'] : null,
+    origin: str(h['origin']),
+    traceparent: str(h['traceparent']),
+    extra,
+  };
+}

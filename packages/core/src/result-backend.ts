@@ -1,0 +1,73 @@
+import type { SerializedError } from './errors.js';
+
+export const TaskState = {
+  PENDING: 'PENDING',
+  STARTED: 'STARTED',
+  PROGRESS: 'PROGRESS',
+  RETRY: 'RETRY',
+  SUCCESS: 'SUCCESS',
+  FAILURE: 'FAILURE',
+  REVOKED: 'REVOKED',
+} as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+
+/** States after which a task never changes again (`wait()` resolves on them). */
+export const READY_STATES: ReadonlySet<TaskState> = new Set([TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED]);
+
+/** What a result backend stores per task id. Values must survive the backend's serializer. */
+export interface ResultMeta {
+  state: TaskState;
+  /** The handler's return value, for SUCCESS. */
+  result?: unknown;
+  /** For FAILURE (and RETRY: the error that caused it). */
+  error?: SerializedError;
+  /** The last value given to `currentTask().progress()`, for PROGRESS. */
+  progress?: unknown;
+  name?: string;
+  retries?: number;
+  /** Epoch milliseconds of the last change. */
+  dateDone?: number;
+  /** Child task ids or a group's member ids (groups and chords). */
+  children?: string[];
+}
+
+export interface ResultBackendCapabilities {
+  readonly counters: boolean;
+  readonly leases: boolean;
+  readonly revocations: boolean;
+  readonly rateLimits: boolean;
+}
+
+export interface WaitOptions {
+  /** Infinity waits without a timeout. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface ResultBackend {
+  readonly name: string;
+  readonly capabilities: ResultBackendCapabilities;
+  /** Store a state. A stored SUCCESS is never overwritten. */
+  set(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): Promise<void>;
+  /** undefined means PENDING (unknown, or expired). */
+  get(taskId: string): Promise<ResultMeta | undefined>;
+  /**
+   * Resolve with the first ready state (SUCCESS, FAILURE, REVOKED); resolves at once if one is stored.
+   * Waits on a notification, never a busy poll; leaves no listener behind when it settles.
+   * Rejects with ERR_TIMEOUT after `timeoutMs`, or with ERR_ABORTED when `signal` aborts.
+   */
+  wait(taskId: string, opts: WaitOptions): Promise<ResultMeta>;
+  delete(taskId: string): Promise<void>;
+  /** Atomic counter (chords). Returns the new value. */
+  incr?(key: string, by: number, opts: { ttlMs: number }): Promise<number>;
+  /** A named lease (the beat leader): true if `holder` now holds it. */
+  acquireLease?(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  renewLease?(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  releaseLease?(name: string, holder: string): Promise<boolean>;
+  revoke?(taskId: string, ttlMs: number): Promise<void>;
+  isRevoked?(taskId: string): Promise<boolean>;
+  /** Token bucket of `limit` tokens refilled over `windowMs`, shared by every client of the backend. */
+  takeTokens?(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}

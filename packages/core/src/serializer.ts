@@ -1,0 +1,57 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { Packr } from 'msgpackr';
+import { CeleriacError, ErrorCode } from './errors.js';
+
+/** Turns values into bytes and back. Never deserializes anything executable. */
+export interface Serializer {
+  /** Short name used in options: 'json', 'msgpack'. */
+  readonly name: string;
+  /** The MIME type written to the `content-type` header. */
+  readonly contentType: string;
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export const jsonSerializer: Serializer = {
+  name: 'json',
+  contentType: 'application/json',
+  encode: (value) => encoder.encode(JSON.stringify(value)),
+  decode: (bytes) => JSON.parse(decoder.decode(bytes)) as unknown,
+};
+
+// Plain maps and arrays only: no records/structures shared between messages, so any msgpack peer can read it.
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export const msgpackSerializer: Serializer = {
+  name: 'msgpack',
+  contentType: 'application/x-msgpack',
+  encode: (value) => packr.pack(value),
+  decode: (bytes) => packr.unpack(bytes) as unknown,
+};
+
+export const serializers: Readonly<Record<string, Serializer>> = {
+  json: jsonSerializer,
+  msgpack: msgpackSerializer,
+};
+
+export type SerializerName = 'json' | 'msgpack';
+
+/** Resolve a name or content type to a serializer; ERR_CONTENT_TYPE when unknown. */
+export function serializerFor(nameOrType: string): Serializer {
+  const byName = serializers[nameOrType];
+  if (byName) return byName;
+  for (const s of Object.values(serializers)) if (s.contentType === nameOrType) return s;
+  throw new CeleriacError(ErrorCode.CONTENT_TYPE, `unknown serializer or content type "${nameOrType}"`);
+}
+
+export const GZIP = 'gzip';
+
+export function compress(bytes: Uint8Array): Uint8Array {
+  return gzipSync(bytes);
+}
+export function decompress(bytes: Uint8Array): Uint8Array {
+  return gunzipSync(bytes, { maxOutputLength: 256 * 1024 * 1024 });
+}

@@ -1,0 +1,540 @@
+import type { Delivery } from './broker.js';
+import type { AnyTask, App, ControlMessage } from './app.js';
+import { CONTROL_CHANNEL } from './app.js';
+import { sleep, type TimerHandle } from './clock.js';
+import { RetryRequest, taskStorage, type TaskContext } from './context.js';
+import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
+import type { TaskEventBase } from './events.js';
+import type { GuardedBroker } from './guard.js';
+import { newId } from './ids.js';
+import { decodeTask, type TaskMessage } from './message.js';
+import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
+import { backoffDelayMs, matchesAny } from './retry.js';
+
+export interface WorkerOptions {
+  /** @default [the app's default queue] */
+  queues?: readonly string[];
+  /** Handlers running at once. @default 8 */
+  concurrency?: number;
+  /**
+   * Unacked deliveries held = concurrency × prefetchMultiplier. With several queues the budget is split
+   * between them, so no queue starves another. @default 4 (Celery's default)
+   */
+  prefetchMultiplier?: number;
+  /** 'late' acks after the handler settled and its result is stored; 'early' on receipt. @default 'late' */
+  acks?: 'late' | 'early';
+  /** Store STARTED when a handler starts. @default false (one write less per task) */
+  trackStarted?: boolean;
+  /** @default 10_000 */
+  heartbeatMs?: number;
+  /** Random source for retry jitter (tests). @default Math.random */
+  random?: () => number;
+}
+
+export interface CloseOptions {
+  /** How long running tasks may take to finish before they are aborted and given back. @default 30_000 */
+  timeoutMs?: number;
+}
+
+export interface CloseReport {
+  /** Prefetched deliveries that had not started, given back to the broker without counting a delivery. */
+  givenBack: number;
+  /** Running tasks that did not finish within `timeoutMs`: aborted and requeued. */
+  abandoned: number;
+}
+
+interface Held {
+  readonly delivery: Delivery;
+  readonly queue: string;
+}
+
+interface Running {
+  readonly delivery: Delivery;
+  readonly queue: string;
+  readonly controller: AbortController;
+  readonly taskId: string | null;
+  abandoned: boolean;
+}
+
+const RATE_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Consumes queues and runs handlers: at most `concurrency` at once and at most
+ * `concurrency × prefetchMultiplier` unacked deliveries; ack-late by default; retries through the
+ * broker's delayed delivery; poison messages and final failures dead-lettered with their reason.
+ */
+export class Worker {
+  readonly id = newId();
+  readonly queues: readonly string[];
+  readonly concurrency: number;
+  readonly prefetch: number;
+  private readonly opts: WorkerOptions;
+  private broker: GuardedBroker | undefined;
+  private backend: ResultBackend | undefined;
+  private readonly consumeAbort = new AbortController();
+  private readonly buffer: Held[] = [];
+  private bufferHead = 0;
+  private readonly running = new Set<Running>();
+  private readonly revoked = new Set<string>();
+  private readonly pumps: Promise<void>[] = [];
+  private unsubscribeControl: (() => Promise<void>) | undefined;
+  private heartbeat: TimerHandle | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private processed = 0;
+  private started: Promise<void> | undefined;
+  private closing: Promise<CloseReport> | undefined;
+
+  constructor(
+    private readonly app: App,
+    opts: WorkerOptions,
+  ) {
+    this.opts = opts;
+    this.queues = [...(opts.queues ?? [app.defaultQueue])];
+    if (this.queues.length === 0) throw new RangeError('worker needs at least one queue');
+    this.concurrency = opts.concurrency ?? 8;
+    const mult = opts.prefetchMultiplier ?? 4;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be an integer >= 1');
+    if (!Number.isInteger(mult) || mult < 1) throw new RangeError('prefetchMultiplier must be an integer >= 1');
+    this.prefetch = this.concurrency * mult;
+    if (this.prefetch < this.queues.length) {
+      throw new RangeError(`concurrency × prefetchMultiplier (${this.prefetch}) must be at least the number of queues`);
+    }
+  }
+
+  /** Unacked deliveries this worker holds now (running plus prefetched). */
+  get held(): number {
+    return this.running.size + (this.buffer.length - this.bufferHead);
+  }
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  /** Connect, declare the queues and start consuming. Resolves once consuming. */
+  start(): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'worker is closed'));
+    this.started ??= this.doStart();
+    return this.started;
+  }
+
+  private async doStart(): Promise<void> {
+    const broker = await this.app.getBroker();
+    this.broker = broker;
+    this.backend = await this.app.getResultBackend();
+    for (const t of this.app.tasks.values()) {
+      if (t.options.rateLimit !== undefined && this.backend?.takeTokens === undefined) {
+        throw new CeleriacError(ErrorCode.UNSUPPORTED, `task ${t.name} has a rateLimit, which needs a result backend with token buckets`);
+      }
+    }
+    for (const q of this.queues) await this.app.declare(broker, q);
+    if (broker.broadcast !== undefined) {
+      this.unsubscribeControl = await broker.broadcast.subscribe(CONTROL_CHANNEL, (body) => this.onControl(body));
+    }
+    // Split the prefetch budget so the total never exceeds it and no queue starves another.
+    const n = this.queues.length;
+    this.queues.forEach((q, i) => {
+      const share = Math.floor(this.prefetch / n) + (i < this.prefetch % n ? 1 : 0);
+      this.pumps.push(this.pump(broker, q, share));
+    });
+    this.armHeartbeat();
+    this.app.events.emit('worker:ready', {
+      ...this.workerBase(),
+      queues: [...this.queues],
+      concurrency: this.concurrency,
+      prefetch: this.prefetch,
+    });
+  }
+
+  private workerBase(): { workerId: string; hostname: string; pid: number } {
+    return { workerId: this.id, hostname: this.app.hostname, pid: process.pid };
+  }
+
+  private armHeartbeat(): void {
+    const every = this.opts.heartbeatMs ?? 10_000;
+    if (every <= 0) return;
+    this.heartbeat = this.app.clock.setTimeout(() => {
+      this.app.events.emit('worker:heartbeat', {
+        ...this.workerBase(),
+        active: this.running.size,
+        processed: this.processed,
+        concurrency: this.concurrency,
+      });
+      this.armHeartbeat();
+    }, every);
+  }
+
+  private onControl(body: Uint8Array): void {
+    let msg: ControlMessage;
+    try {
+      msg = JSON.parse(new TextDecoder().decode(body)) as ControlMessage;
+    } catch {
+      return;
+    }
+    if (msg.type !== 'revoke' || typeof msg.taskId !== 'string') return;
+    this.revoked.add(msg.taskId);
+    for (const r of this.running) {
+      if (r.taskId === msg.taskId) r.controller.abort(new CeleriacError(ErrorCode.REVOKED, `task ${msg.taskId} was revoked`));
+    }
+  }
+
+  private async pump(broker: GuardedBroker, queue: string, prefetch: number): Promise<void> {
+    const signal = this.consumeAbort.signal;
+    while (!signal.aborted) {
+      try {
+        for await (const d of broker.consume(queue, { prefetch, signal })) {
+          if (this.closing !== undefined) {
+            await this.giveBack(d, queue);
+            continue;
+          }
+          this.dispatch(d, queue);
+        }
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        this.app.events.emit('broker:error', { error: serializeError(err) });
+        this.app.logger.warn('consume failed; retrying', { queue, error: String(err) });
+        await sleep(this.app.clock, 1000, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  private dispatch(d: Delivery, queue: string): void {
+    if (this.running.size < this.concurrency) this.run(d, queue);
+    else this.buffer.push({ delivery: d, queue });
+  }
+
+  private run(d: Delivery, queue: string): void {
+    const r: Running = { delivery: d, queue, controller: new AbortController(), taskId: null, abandoned: false };
+    this.running.add(r);
+    this.process(r)
+      .catch((err: unknown) => this.app.logger.error('unexpected worker error', { error: String(err) }))
+      .finally(() => {
+        this.running.delete(r);
+        this.processed++;
+        this.next();
+      });
+  }
+
+  private next(): void {
+    while (this.running.size < this.concurrency && this.bufferHead < this.buffer.length && this.closing === undefined) {
+      const h = this.buffer[this.bufferHead]!;
+      this.buffer[this.bufferHead++] = undefined as unknown as Held;
+      if (this.bufferHead > 256 && this.bufferHead * 2 > this.buffer.length) {
+        this.buffer.splice(0, this.bufferHead);
+        this.bufferHead = 0;
+      }
+      this.run(h.delivery, h.queue);
+    }
+    if (this.running.size === 0) {
+      const ws = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of ws) w();
+    }
+  }
+
+  private async process(r: Running): Promise<void> {
+    const d = r.delivery;
+    let msg: TaskMessage;
+    try {
+      msg = decodeTask(d, this.app.accept);
+    } catch (err) {
+      const id = typeof d.headers['id'] === 'string' ? d.headers['id'] : null;
+      await this.deadLetter(d, r.queue, null, err, id === null ? null : { id, task: stringOrNull(d.headers['task']) });
+      return;
+    }
+    (r as { taskId: string | null }).taskId = msg.id;
+    const queue = r.queue;
+    const base: TaskEventBase = {
+      taskId: msg.id,
+      name: msg.task,
+      queue,
+      retries: msg.retries,
+      deliveries: d.deliveries,
+      workerId: this.id,
+    };
+    const events = this.app.events;
+    if (events.has('task:received')) events.emit('task:received', base);
+
+    const task = this.app.tasks.get(msg.task);
+    if (task === undefined) {
+      const err = new CeleriacError(ErrorCode.TASK_UNKNOWN, `no task named "${msg.task}" is registered in this worker`);
+      await this.deadLetter(d, queue, msg, err, null);
+      return;
+    }
+    if (d.deliveries > this.app.maxDeliveries) {
+      const err = new CeleriacError(
+        ErrorCode.POISON_MESSAGE,
+        `delivered ${d.deliveries} times without settling (maxDeliveries ${this.app.maxDeliveries})`,
+      );
+      await this.deadLetter(d, queue, msg, err, null);
+      return;
+    }
+    const now = this.app.clock.now();
+    if (msg.expires !== null && msg.expires <= now) {
+      await this.finishRevoked(d, msg, base, 'expired');
+      return;
+    }
+    if (this.revoked.has(msg.id) || (this.backend?.isRevoked !== undefined && (await this.backend.isRevoked(msg.id)))) {
+      await this.finishRevoked(d, msg, base, 'revoked');
+      return;
+    }
+    if (task.options.rateLimit !== undefined && this.backend?.takeTokens !== undefined) {
+      const [n, unit] = task.options.rateLimit.split('/') as [string, string];
+      const t = await this.backend.takeTokens(`rate:${task.name}`, Number(n), RATE_UNITS[unit]!);
+      if (!t.ok) {
+        // Over the limit: wait in the broker, not in a prefetch slot.
+        await d.nack({ requeue: true, delayMs: Math.max(1, t.retryInMs) });
+        return;
+      }
+    }
+    const early = this.opts.acks === 'early';
+    if (early) await d.ack();
+    await this.execute(r, task, msg, base, early);
+  }
+
+  private async execute(r: Running, task: AnyTask, msg: TaskMessage, base: TaskEventBase, acked: boolean): Promise<void> {
+    const d = r.delivery;
+    const opts = task.options;
+    const store = opts.ignoreResult !== true && this.backend !== undefined;
+    const ttlMs = this.app.resultExpiresMs;
+    const clock = this.app.clock;
+    const events = this.app.events;
+    if (store && this.opts.trackStarted === true) {
+      await this.backend!.set(msg.id, { state: TaskState.STARTED, name: msg.task, retries: msg.retries }, { ttlMs });
+    }
+    if (events.has('task:started')) events.emit('task:started', base);
+    const started = clock.now();
+    const controller = r.controller;
+    const limitMs = msg.timeLimitMs ?? opts.timeLimitMs ?? null;
+    let limitTimer: TimerHandle | undefined;
+    const ctx: TaskContext = {
+      id: msg.id,
+      name: msg.task,
+      queue: base.queue,
+      retries: msg.retries,
+      deliveries: d.deliveries,
+      headers: d.headers,
+      rootId: msg.rootId,
+      parentId: msg.parentId,
+      signal: controller.signal,
+      retry: (o = {}) => {
+        throw new RetryRequest(o.countdownMs, o.error);
+      },
+      progress: async (value) => {
+        if (store) await this.backend!.set(msg.id, { state: TaskState.PROGRESS, progress: value, name: msg.task, retries: msg.retries }, { ttlMs });
+        if (events.has('task:progress')) events.emit('task:progress', { ...base, progress: value });
+      },
+    };
+    let result: unknown;
+    let failure: unknown;
+    let ok = false;
+    try {
+      const run = taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args));
+      if (limitMs === null && !controller.signal.aborted) {
+        result = await run;
+      } else {
+        result = await new Promise<unknown>((resolve, reject) => {
+          const onAbort = () => reject(controller.signal.reason as Error);
+          if (limitMs !== null) {
+            limitTimer = clock.setTimeout(
+              () => controller.abort(new CeleriacError(ErrorCode.TIME_LIMIT, `task ${msg.task} exceeded its time limit of ${limitMs} ms`)),
+              limitMs,
+            );
+          }
+          if (controller.signal.aborted) onAbort();
+          else controller.signal.addEventListener('abort', onAbort, { once: true });
+          Promise.resolve(run).then(resolve, reject);
+        });
+      }
+      ok = true;
+    } catch (err) {
+      failure = err;
+    } finally {
+      if (limitTimer !== undefined) clock.clearTimeout(limitTimer);
+    }
+    if (r.abandoned) return; // shutdown gave the delivery back already
+    const runtimeMs = clock.now() - started;
+
+    if (ok) {
+      if (store) {
+        await this.backend!.set(
+          msg.id,
+          { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: clock.now() },
+          { ttlMs },
+        );
+      }
+      if (!acked) await this.settle(d.ack());
+      if (events.has('task:succeeded')) events.emit('task:succeeded', { ...base, runtimeMs, result });
+      return;
+    }
+
+    const reason = controller.signal.reason as unknown;
+    if (isCeleriacError(reason, ErrorCode.REVOKED) && failure === reason) {
+      if (store) await this.backend!.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error: serializeError(reason), dateDone: clock.now() }, { ttlMs });
+      if (!acked) await this.settle(d.ack());
+      if (events.has('task:revoked')) events.emit('task:revoked', { ...base, reason: 'terminated' });
+      return;
+    }
+
+    const retry = this.retryDecision(task, msg, failure);
+    const error = serializeError(retry.error);
+    if (retry.retry) {
+      const delayMs = retry.countdownMs ?? backoffDelayMs(msg.retries, opts, this.opts.random);
+      const next: TaskMessage = { ...msg, retries: msg.retries + 1, eta: delayMs > 0 ? clock.now() + delayMs : null };
+      const queue = base.queue;
+      const publishOpts: { delayMs?: number; priority?: number } = {};
+      if (delayMs > 0) publishOpts.delayMs = delayMs;
+      if (msg.priority !== null && this.broker!.capabilities.priorities > 0) publishOpts.priority = msg.priority;
+      // Publish the retry first, then ack: a crash in between duplicates, never loses.
+      await this.broker!.publish(queue, this.app.encode(next, opts), publishOpts);
+      if (store) await this.backend!.set(msg.id, { state: TaskState.RETRY, error, name: msg.task, retries: msg.retries + 1 }, { ttlMs });
+      if (!acked) await this.settle(d.ack());
+      if (events.has('task:retried')) events.emit('task:retried', { ...base, error, delayMs });
+      return;
+    }
+    if (store) {
+      await this.backend!.set(msg.id, { state: TaskState.FAILURE, error, name: msg.task, retries: msg.retries, dateDone: clock.now() }, { ttlMs });
+    }
+    if (!acked) await this.settle(d.nack({ requeue: false, reason: `${error.code ?? error.name}: ${error.message}` }));
+    events.emit('task:failed', { ...base, error, runtimeMs });
+    if (!acked && events.has('task:dead-lettered')) {
+      events.emit('task:dead-lettered', { ...base, reason: `${error.code ?? error.name}: ${error.message}` });
+    }
+  }
+
+  private retryDecision(task: AnyTask, msg: TaskMessage, failure: unknown): { retry: boolean; error: unknown; countdownMs?: number } {
+    const max = task.options.maxRetries ?? 0;
+    if (failure instanceof RetryRequest) {
+      const error = failure.error ?? new CeleriacError('ERR_RETRY', `task ${msg.task} asked for a retry`);
+      if (msg.retries >= max) return { retry: false, error };
+      return failure.countdownMs === undefined ? { retry: true, error } : { retry: true, error, countdownMs: failure.countdownMs };
+    }
+    if (failure instanceof UnrecoverableError) return { retry: false, error: failure };
+    if (msg.retries >= max) return { retry: false, error: failure };
+    if (matchesAny(failure, task.options.dontRetryOn)) return { retry: false, error: failure };
+    if (task.options.retryOn !== undefined && !matchesAny(failure, task.options.retryOn)) return { retry: false, error: failure };
+    return { retry: true, error: failure };
+  }
+
+  private async finishRevoked(d: Delivery, msg: TaskMessage, base: TaskEventBase, why: 'expired' | 'revoked'): Promise<void> {
+    const backend = this.backend;
+    if (backend !== undefined && this.app.tasks.get(msg.task)?.options.ignoreResult !== true) {
+      const error: SerializedError =
+        why === 'expired'
+          ? { name: 'CeleriacError', code: ErrorCode.EXPIRED, message: `task ${msg.id} expired before it could run` }
+          : { name: 'CeleriacError', code: ErrorCode.REVOKED, message: `task ${msg.id} was revoked` };
+      await backend.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error, dateDone: this.app.clock.now() }, { ttlMs: this.app.resultExpiresMs });
+    }
+    await this.settle(d.ack());
+    if (this.app.events.has('task:revoked')) this.app.events.emit('task:revoked', { ...base, reason: why });
+  }
+
+  /** Dead-letter a message that cannot run; records FAILURE for its id when it has one. */
+  private async deadLetter(
+    d: Delivery,
+    queue: string,
+    msg: TaskMessage | null,
+    err: unknown,
+    fallback: { id: string; task: string | null } | null,
+  ): Promise<void> {
+    const error = serializeError(err);
+    const reason = `${error.code ?? error.name}: ${error.message}`;
+    const id = msg?.id ?? fallback?.id ?? null;
+    const name = msg?.task ?? fallback?.task ?? null;
+    if (id !== null && this.backend !== undefined) {
+      await this.backend
+        .set(id, { state: TaskState.FAILURE, error, ...(name === null ? {} : { name }), dateDone: this.app.clock.now() }, { ttlMs: this.app.resultExpiresMs })
+        .catch((e: unknown) => this.app.logger.warn('could not store FAILURE', { id, error: String(e) }));
+    }
+    await this.settle(d.nack({ requeue: false, reason }));
+    const base = { taskId: id ?? d.id, queue, retries: msg?.retries ?? 0, deliveries: d.deliveries, workerId: this.id };
+    this.app.events.emit('task:dead-lettered', { ...base, name, reason });
+    if (name !== null) this.app.events.emit('task:failed', { ...base, name, error, runtimeMs: 0 });
+  }
+
+  /** Settling can fail when the lease was lost (the broker redelivers); that is logged, not thrown. */
+  private async settle(p: Promise<void>): Promise<void> {
+    try {
+      await p;
+    } catch (err) {
+      this.app.logger.warn('could not settle a delivery', { error: String(err) });
+      if (!isCeleriacError(err, ErrorCode.STALE_DELIVERY) && !isCeleriacError(err, ErrorCode.ALREADY_SETTLED)) {
+        this.app.events.emit('broker:error', { error: serializeError(err) });
+      }
+    }
+  }
+
+  /**
+   * Give a prefetched delivery back without counting a delivery: publish a copy (fresh message id,
+   * same headers and body), then ack the original. A crash in between duplicates, never loses.
+   */
+  private async giveBack(d: Delivery, queue: string): Promise<boolean> {
+    const broker = this.broker!;
+    const priority = d.headers['priority'];
+    const opts = typeof priority === 'number' && broker.capabilities.priorities > 0 ? { priority } : {};
+    try {
+      await broker.publish(queue, { id: newId(), body: d.body, headers: d.headers }, opts);
+      await d.ack();
+      this.givenBack++;
+      return true;
+    } catch (err) {
+      this.app.logger.warn('could not give a delivery back; the broker will redeliver it', { error: String(err) });
+      return false;
+    }
+  }
+
+  private givenBack = 0;
+
+  /** Resolves when no handler is running (or after `timeoutMs`). */
+  private waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.running.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = this.app.clock.setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        this.app.clock.clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /**
+   * Graceful and idempotent: stop fetching, give back prefetched deliveries that had not started, let
+   * running tasks finish within `timeoutMs`, then abort and requeue whatever is still running.
+   */
+  close(opts: CloseOptions = {}): Promise<CloseReport> {
+    this.closing ??= this.doClose(opts.timeoutMs ?? 30_000);
+    return this.closing;
+  }
+
+  private async doClose(timeoutMs: number): Promise<CloseReport> {
+    await this.started?.catch(() => undefined);
+    this.consumeAbort.abort(new CeleriacError(ErrorCode.CLOSED, 'worker closing'));
+    if (this.heartbeat !== undefined) this.app.clock.clearTimeout(this.heartbeat);
+    await Promise.all(this.pumps);
+    const pending = this.buffer.slice(this.bufferHead);
+    this.buffer.length = 0;
+    this.bufferHead = 0;
+    for (const h of pending) await this.giveBack(h.delivery, h.queue);
+    const idle = await this.waitIdle(timeoutMs);
+    let abandoned = 0;
+    if (!idle) {
+      for (const r of this.running) {
+        r.abandoned = true;
+        abandoned++;
+        r.controller.abort(new CeleriacError(ErrorCode.CLOSED, 'worker shut down before the task finished'));
+        await this.settle(r.delivery.nack({ requeue: true }));
+      }
+    }
+    await this.unsubscribeControl?.().catch(() => undefined);
+    this.app.forgetWorker(this);
+    const report: CloseReport = { givenBack: this.givenBack, abandoned };
+    this.app.events.emit('worker:offline', { ...this.workerBase(), ...report });
+    return report;
+  }
+}
+
+function stringOrNull(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+export type { ResultMeta };

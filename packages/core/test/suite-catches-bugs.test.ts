@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createMemoryBroker,
+  MemoryServer,
+  type Broker,
+  type ConsumeOptions,
+  type Delivery,
+  type OutgoingMessage,
+  type PublishOptions,
+  type QueueStats,
+} from '../src/index.js';
+import { brokerSuite, createFakeClock, type FakeClock } from '../src/testing/index.js';
+import { collectTests } from './helpers.js';
+
+/** Delegates everything to a real memory broker; subclasses break one thing. */
+class Wrapper implements Broker {
+  readonly name = 'broken';
+  constructor(protected readonly inner: Broker) {}
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  get visibilityTimeoutMs() {
+    return this.inner.visibilityTimeoutMs;
+  }
+  get deadLetters() {
+    return this.inner.deadLetters;
+  }
+  get broadcast() {
+    return this.inner.broadcast;
+  }
+  connect() {
+    return this.inner.connect();
+  }
+  close() {
+    return this.inner.close();
+  }
+  declareQueue(q: string) {
+    return this.inner.declareQueue(q);
+  }
+  publish(q: string, m: OutgoingMessage, o?: PublishOptions) {
+    return this.inner.publish(q, m, o);
+  }
+  publishBatch(q: string, ms: readonly OutgoingMessage[], o?: PublishOptions) {
+    return Promise.all(ms.map((m) => this.publish(q, m, o))).then(() => undefined);
+  }
+  consume(q: string, o: ConsumeOptions): AsyncIterable<Delivery> {
+    return this.inner.consume(q, o);
+  }
+  purge(q: string) {
+    return this.inner.purge(q);
+  }
+  stats(q: string): Promise<QueueStats> {
+    return this.inner.stats(q);
+  }
+}
+
+/** Bug 1: acks every delivery the moment it is received (Celery's ack-early, silently). */
+class AcksOnReceipt extends Wrapper {
+  override consume(q: string, o: ConsumeOptions): AsyncIterable<Delivery> {
+    const source = this.inner.consume(q, o);
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const d of source) {
+          await d.ack();
+          yield { ...d, id: d.id, body: d.body, headers: d.headers, deliveries: d.deliveries, ack: () => Promise.resolve(), nack: () => Promise.resolve() };
+        }
+      },
+    };
+  }
+}
+
+/** Bug 2: holds delayed messages in process memory (a timer), not in the broker. */
+class DelaysInMemory extends Wrapper {
+  private readonly timers = new Set<ReturnType<FakeClock['setTimeout']>>();
+  constructor(
+    inner: Broker,
+    private readonly clock: FakeClock,
+  ) {
+    super(inner);
+  }
+  override publish(q: string, m: OutgoingMessage, o?: PublishOptions) {
+    const delayMs = o?.delayMs ?? 0;
+    if (delayMs <= 0) return this.inner.publish(q, m, o);
+    const h = this.clock.setTimeout(() => {
+      this.timers.delete(h);
+      void this.inner.publish(q, m, { ...o, delayMs: 0 });
+    }, delayMs);
+    this.timers.add(h);
+    return Promise.resolve();
+  }
+  override close() {
+    for (const h of this.timers) this.clock.clearTimeout(h);
+    return this.inner.close();
+  }
+}
+
+function suiteFor(make: (server: MemoryServer, clock: FakeClock) => Broker) {
+  const clock = createFakeClock();
+  const server = new MemoryServer({ clock, visibilityTimeoutMs: 1000 });
+  return collectTests((api) =>
+    brokerSuite(api, 'broken', {
+      create: () => make(server, clock),
+      sleep: (ms) => clock.advance(ms),
+      visibilityTimeoutMs: 1000,
+      slackMs: 0,
+      clock,
+      fakeTime: true,
+    }),
+  );
+}
+
+const P = 'broker conformance: broken';
+
+describe('the broker suite catches real bugs', () => {
+  it('fails a broker that acks on receipt', async () => {
+    const tests = suiteFor((server) => new AcksOnReceipt(createMemoryBroker({ server })));
+    await expect(tests.get(`${P} > at least once > an unacked delivery of a consumer that dies is delivered again`)!()).rejects.toThrow(
+      /redelivery after the holder died/,
+    );
+  });
+
+  it('fails a broker that holds delays in process memory', async () => {
+    const tests = suiteFor((server, clock) => new DelaysInMemory(createMemoryBroker({ server }), clock));
+    await expect(
+      tests.get(`${P} > delays live in the broker > a delayed message survives the restart of every publisher and consumer`)!(),
+    ).rejects.toThrow(/after every process restarted/);
+    await expect(tests.get(`${P} > delays live in the broker > a days-long delay is held by the broker and not delivered early`)!()).rejects.toThrow(
+      /counted as delayed/,
+    );
+  });
+
+  it('passes the same tests on the correct memory broker', async () => {
+    const tests = suiteFor((server) => createMemoryBroker({ server }));
+    await tests.get(`${P} > at least once > an unacked delivery of a consumer that dies is delivered again`)!();
+    await tests.get(`${P} > delays live in the broker > a delayed message survives the restart of every publisher and consumer`)!();
+  });
+});
