@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'benchmarks/test/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'benchmarks/test/**/*.test.ts', 'test/test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // integration tests share real servers; files run in parallel, each with its own prefix
