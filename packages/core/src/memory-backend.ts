@@ -55,26 +55,33 @@ export class MemoryResultBackend implements ResultBackend {
     return e.value;
   }
 
-  /** Drop expired entries now and then, so a long-lived process does not grow without bound. */
+  /**
+   * Drop expired entries now and then, so a long-lived process does not grow without bound. Maps keep
+   * insertion order, which is nearly expiry order, so each sweep stops at the first live entry.
+   */
   private sweep(): void {
-    if (++this.writes % 4096 !== 0) return;
+    if (++this.writes % 1024 !== 0) return;
     const now = this.clock.now();
     for (const map of [this.results, this.counters, this.leases, this.revoked] as Map<string, Entry<unknown>>[]) {
-      for (const [k, e] of map) if (e.expiresAt <= now) map.delete(k);
+      for (const [k, e] of map) {
+        if (e.expiresAt > now) break;
+        map.delete(k);
+      }
     }
   }
 
   set(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): Promise<void> {
     const current = this.live(this.results, taskId);
     if (current?.state === TaskState.SUCCESS) return Promise.resolve();
-    const value = structuredClone(meta);
+    const value = copyMeta(meta);
+    this.results.delete(taskId); // re-insert at the end: Map order stays close to expiry order
     this.results.set(taskId, { value, expiresAt: this.clock.now() + opts.ttlMs });
     this.sweep();
     if (READY_STATES.has(meta.state)) {
       const ws = this.waiters.get(taskId);
       if (ws !== undefined) {
         this.waiters.delete(taskId);
-        for (const w of ws) w.done(structuredClone(value));
+        for (const w of ws) w.done(copyMeta(value));
       }
     }
     return Promise.resolve();
@@ -82,12 +89,12 @@ export class MemoryResultBackend implements ResultBackend {
 
   get(taskId: string): Promise<ResultMeta | undefined> {
     const v = this.live(this.results, taskId);
-    return Promise.resolve(v === undefined ? undefined : structuredClone(v));
+    return Promise.resolve(v === undefined ? undefined : copyMeta(v));
   }
 
   wait(taskId: string, opts: WaitOptions): Promise<ResultMeta> {
     const v = this.live(this.results, taskId);
-    if (v !== undefined && READY_STATES.has(v.state)) return Promise.resolve(structuredClone(v));
+    if (v !== undefined && READY_STATES.has(v.state)) return Promise.resolve(copyMeta(v));
     if (this.closed) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'result backend is closed'));
     return new Promise<ResultMeta>((resolve, reject) => {
       let set = this.waiters.get(taskId);
@@ -197,6 +204,16 @@ export class MemoryResultBackend implements ResultBackend {
     for (const s of this.waiters.values()) n += s.size;
     return n;
   }
+}
+
+/** A deep copy as a real store would give, without structuredClone's cost for the common flat case. */
+function copyMeta(meta: ResultMeta): ResultMeta {
+  const out = { ...meta };
+  if (typeof meta.result === 'object' && meta.result !== null) out.result = structuredClone(meta.result);
+  if (typeof meta.progress === 'object' && meta.progress !== null) out.progress = structuredClone(meta.progress);
+  if (meta.error !== undefined) out.error = { ...meta.error };
+  if (meta.children !== undefined) out.children = [...meta.children];
+  return out;
 }
 
 export function createMemoryResultBackend(opts: MemoryResultBackendOptions = {}): MemoryResultBackend {

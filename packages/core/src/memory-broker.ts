@@ -190,10 +190,11 @@ export class MemoryServer {
   }
 
   publish(queue: string, msg: OutgoingMessage, opts: PublishOptions | undefined): void {
+    // The body and headers are kept by reference: a published message must not be mutated.
     const stored: Stored = {
       id: msg.id,
-      body: msg.body.slice(),
-      headers: { ...msg.headers },
+      body: msg.body,
+      headers: msg.headers as Headers,
       priority: opts?.priority ?? 0,
       deliveries: 0,
     };

@@ -64,7 +64,7 @@ function str(value: HeaderValue | undefined): string | null {
 /** Build the broker message for a task. A fresh message id per call (dedup never eats retries). */
 export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = false): OutgoingMessage {
   const headers: Headers = {};
-  for (const [k, v] of Object.entries(msg.extra)) if (!RESERVED.has(k)) headers[k] = v;
+  for (const k in msg.extra) if (!RESERVED.has(k)) headers[k] = msg.extra[k]!;
   headers['lang'] = 'js';
   headers['task'] = msg.task;
   headers['id'] = msg.id;
@@ -121,7 +121,7 @@ export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept:
   const timelimit = h['timelimit'];
   const soft = Array.isArray(timelimit) && typeof timelimit[1] === 'number' ? timelimit[1] * 1000 : null;
   const extra: Record<string, HeaderValue> = {};
-  for (const [k, v] of Object.entries(h)) if (!RESERVED.has(k)) extra[k] = v;
+  for (const k in h) if (!RESERVED.has(k)) extra[k] = h[k]!;
   return {
     id,
     task,

@@ -19,7 +19,7 @@ export interface FactoryContext {
 export type BrokerFactory = (url: URL, options: UrlOptions, context: FactoryContext) => Broker;
 export type ResultBackendFactory = (url: URL, options: UrlOptions, context: FactoryContext) => ResultBackend;
 
-interface Entry {
+export interface Entry {
   pkg: string;
   factory: string;
 }
@@ -60,7 +60,8 @@ export function parseUrlOptions(url: URL): UrlOptions {
   return out;
 }
 
-async function load<T>(table: Readonly<Record<string, Entry | 'memory'>>, kind: string, url: string): Promise<[T, URL, UrlOptions] | 'memory'> {
+/** @internal exported for tests: resolve `url` through `table`. */
+export async function loadFromTable<T>(table: Readonly<Record<string, Entry | 'memory'>>, kind: string, url: string): Promise<[T, URL, UrlOptions] | 'memory'> {
   const u = parseUrl(url);
   const entry = table[u.protocol];
   if (entry === undefined) {
@@ -93,7 +94,7 @@ async function load<T>(table: Readonly<Record<string, Entry | 'memory'>>, kind: 
 
 /** Resolve a broker URL through the static table, importing the transport package on demand. */
 export async function resolveBroker(url: string, context: FactoryContext = {}): Promise<Broker> {
-  const r = await load<BrokerFactory>(BROKERS, 'broker', url);
+  const r = await loadFromTable<BrokerFactory>(BROKERS, 'broker', url);
   if (r === 'memory') {
     const opts = parseUrlOptions(parseUrl(url));
     const vt = opts['visibilityTimeoutMs'];
@@ -108,7 +109,7 @@ export async function resolveBroker(url: string, context: FactoryContext = {}): 
 
 /** Resolve a result backend URL the same way. */
 export async function resolveResultBackend(url: string, context: FactoryContext = {}): Promise<ResultBackend> {
-  const r = await load<ResultBackendFactory>(BACKENDS, 'result backend', url);
+  const r = await loadFromTable<ResultBackendFactory>(BACKENDS, 'result backend', url);
   if (r === 'memory') return createMemoryResultBackend(context.clock === undefined ? {} : { clock: context.clock });
   const [factory, u, options] = r;
   return factory(u, options, context);

@@ -48,12 +48,77 @@ interface Held {
   readonly queue: string;
 }
 
-interface Running {
-  readonly delivery: Delivery;
-  readonly queue: string;
-  readonly controller: AbortController;
-  readonly taskId: string | null;
-  abandoned: boolean;
+/** A delivery being processed. Its AbortController is made only when someone needs the signal. */
+class Running {
+  taskId: string | null = null;
+  abandoned = false;
+  private ac: AbortController | undefined;
+
+  constructor(
+    readonly delivery: Delivery,
+    readonly queue: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    return (this.ac ??= new AbortController()).signal;
+  }
+  get aborted(): boolean {
+    return this.ac?.signal.aborted ?? false;
+  }
+  get reason(): unknown {
+    return this.ac?.signal.reason;
+  }
+  abort(reason: Error): void {
+    (this.ac ??= new AbortController()).abort(reason);
+  }
+}
+
+/** What `currentTask()` returns; a class so a task allocates one object, not a bag of closures. */
+class RunContext implements TaskContext {
+  constructor(
+    private readonly r: Running,
+    private readonly msg: TaskMessage,
+    private readonly base: TaskEventBase,
+    private readonly backend: ResultBackend | undefined,
+    private readonly app: App,
+  ) {}
+  get id(): string {
+    return this.msg.id;
+  }
+  get name(): string {
+    return this.msg.task;
+  }
+  get queue(): string {
+    return this.base.queue;
+  }
+  get retries(): number {
+    return this.msg.retries;
+  }
+  get deliveries(): number {
+    return this.r.delivery.deliveries;
+  }
+  get headers(): TaskContext['headers'] {
+    return this.r.delivery.headers;
+  }
+  get rootId(): string | null {
+    return this.msg.rootId;
+  }
+  get parentId(): string | null {
+    return this.msg.parentId;
+  }
+  get signal(): AbortSignal {
+    return this.r.signal;
+  }
+  retry(o: { countdownMs?: number; error?: unknown } = {}): never {
+    throw new RetryRequest(o.countdownMs, o.error);
+  }
+  async progress(value: unknown): Promise<void> {
+    const msg = this.msg;
+    if (this.backend !== undefined) {
+      await this.backend.set(msg.id, { state: TaskState.PROGRESS, progress: value, name: msg.task, retries: msg.retries }, { ttlMs: this.app.resultExpiresMs });
+    }
+    if (this.app.events.has('task:progress')) this.app.events.emit('task:progress', { ...this.base, progress: value });
+  }
 }
 
 const RATE_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000 };
@@ -173,7 +238,7 @@ export class Worker {
     if (msg.type !== 'revoke' || typeof msg.taskId !== 'string') return;
     this.revoked.add(msg.taskId);
     for (const r of this.running) {
-      if (r.taskId === msg.taskId) r.controller.abort(new CeleriacError(ErrorCode.REVOKED, `task ${msg.taskId} was revoked`));
+      if (r.taskId === msg.taskId) r.abort(new CeleriacError(ErrorCode.REVOKED, `task ${msg.taskId} was revoked`));
     }
   }
 
@@ -204,7 +269,7 @@ export class Worker {
   }
 
   private run(d: Delivery, queue: string): void {
-    const r: Running = { delivery: d, queue, controller: new AbortController(), taskId: null, abandoned: false };
+    const r = new Running(d, queue);
     this.running.add(r);
     this.process(r)
       .catch((err: unknown) => this.app.logger.error('unexpected worker error', { error: String(err) }))
@@ -242,7 +307,7 @@ export class Worker {
       await this.deadLetter(d, r.queue, null, err, id === null ? null : { id, task: stringOrNull(d.headers['task']) });
       return;
     }
-    (r as { taskId: string | null }).taskId = msg.id;
+    r.taskId = msg.id;
     const queue = r.queue;
     const base: TaskEventBase = {
       taskId: msg.id,
@@ -304,45 +369,29 @@ export class Worker {
     }
     if (events.has('task:started')) events.emit('task:started', base);
     const started = clock.now();
-    const controller = r.controller;
     const limitMs = msg.timeLimitMs ?? opts.timeLimitMs ?? null;
     let limitTimer: TimerHandle | undefined;
-    const ctx: TaskContext = {
-      id: msg.id,
-      name: msg.task,
-      queue: base.queue,
-      retries: msg.retries,
-      deliveries: d.deliveries,
-      headers: d.headers,
-      rootId: msg.rootId,
-      parentId: msg.parentId,
-      signal: controller.signal,
-      retry: (o = {}) => {
-        throw new RetryRequest(o.countdownMs, o.error);
-      },
-      progress: async (value) => {
-        if (store) await this.backend!.set(msg.id, { state: TaskState.PROGRESS, progress: value, name: msg.task, retries: msg.retries }, { ttlMs });
-        if (events.has('task:progress')) events.emit('task:progress', { ...base, progress: value });
-      },
-    };
+    const ctx = new RunContext(r, msg, base, store ? this.backend : undefined, this.app);
     let result: unknown;
     let failure: unknown;
     let ok = false;
     try {
       const run = taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args));
-      if (limitMs === null && !controller.signal.aborted) {
+      if (limitMs === null && !r.aborted) {
         result = await run;
       } else {
+        // With a time limit, the run settles when the signal aborts even if the handler ignores it.
+        const signal = r.signal;
         result = await new Promise<unknown>((resolve, reject) => {
-          const onAbort = () => reject(controller.signal.reason as Error);
+          const onAbort = () => reject(signal.reason as Error);
           if (limitMs !== null) {
             limitTimer = clock.setTimeout(
-              () => controller.abort(new CeleriacError(ErrorCode.TIME_LIMIT, `task ${msg.task} exceeded its time limit of ${limitMs} ms`)),
+              () => r.abort(new CeleriacError(ErrorCode.TIME_LIMIT, `task ${msg.task} exceeded its time limit of ${limitMs} ms`)),
               limitMs,
             );
           }
-          if (controller.signal.aborted) onAbort();
-          else controller.signal.addEventListener('abort', onAbort, { once: true });
+          if (signal.aborted) onAbort();
+          else signal.addEventListener('abort', onAbort, { once: true });
           Promise.resolve(run).then(resolve, reject);
         });
       }
@@ -368,8 +417,9 @@ export class Worker {
       return;
     }
 
-    const reason = controller.signal.reason as unknown;
-    if (isCeleriacError(reason, ErrorCode.REVOKED) && failure === reason) {
+    const reason = r.reason;
+    if (isCeleriacError(reason, ErrorCode.REVOKED)) {
+      // Revoked while running and the handler gave up: REVOKED, never a retry.
       if (store) await this.backend!.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error: serializeError(reason), dateDone: clock.now() }, { ttlMs });
       if (!acked) await this.settle(d.ack());
       if (events.has('task:revoked')) events.emit('task:revoked', { ...base, reason: 'terminated' });
@@ -521,7 +571,7 @@ export class Worker {
       for (const r of this.running) {
         r.abandoned = true;
         abandoned++;
-        r.controller.abort(new CeleriacError(ErrorCode.CLOSED, 'worker shut down before the task finished'));
+        r.abort(new CeleriacError(ErrorCode.CLOSED, 'worker shut down before the task finished'));
         await this.settle(r.delivery.nack({ requeue: true }));
       }
     }

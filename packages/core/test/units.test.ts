@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import {
+  backoffDelayMs,
+  CeleriacError,
+  createMemoryBroker,
+  decodeTask,
+  encodeTask,
+  guardBroker,
+  jsonSerializer,
+  msgpackSerializer,
+  parseUrlOptions,
+  redactUrl,
+  resolveBroker,
+  resolveResultBackend,
+  type TaskMessage,
+} from '../src/index.js';
+import { loadFromTable } from '../src/resolve.js';
+
+const base: TaskMessage = {
+  id: 't1', task: 'x', args: [1, 'a', { b: [true, null] }], kwargs: { k: 1 }, embed: { callbacks: null },
+  retries: 2, rootId: 'r', parentId: 'p', group: 'g', eta: Date.UTC(2026, 0, 1), expires: null,
+  timeLimitMs: 1500, priority: 5, origin: 'host', traceparent: '00-abc-def-01', extra: { tenant: 'acme' },
+};
+
+describe('message model', () => {
+  for (const [serializer, gzip] of [[jsonSerializer, false], [msgpackSerializer, false], [jsonSerializer, true]] as const) {
+    it(`round-trips every Celery v2 field with ${serializer.name}${gzip ? ' + gzip' : ''}`, () => {
+      const out = encodeTask(base, serializer, gzip);
+      expect(out.headers['content-type']).toBe(serializer.contentType);
+      expect(out.headers['timelimit']).toEqual([null, 1.5]);
+      expect(out.headers['eta']).toBe('2026-01-01T00:00:00.000Z');
+      const back = decodeTask(out, new Set([serializer.contentType]));
+      expect(back).toEqual(base);
+    });
+  }
+
+  it('gives each publish a fresh message id, never the task id', () => {
+    const a = encodeTask(base, jsonSerializer);
+    const b = encodeTask(base, jsonSerializer);
+    expect(a.id).not.toBe(b.id);
+    expect(a.id).not.toBe(base.id);
+  });
+
+  it('refuses content types outside accept and undecodable bodies with stable codes', () => {
+    const out = encodeTask(base, msgpackSerializer);
+    expect(() => decodeTask(out, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_CONTENT_TYPE' }));
+    const bad = { body: new TextEncoder().encode('[1'), headers: { id: 'a', task: 'b', 'content-type': 'application/json' } };
+    expect(() => decodeTask(bad, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_SERIALIZATION' }));
+    const pickle = { body: new Uint8Array([0x80, 0x04]), headers: { id: 'a', task: 'b', 'content-type': 'application/x-python-serialize' } };
+    expect(() => decodeTask(pickle, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_CONTENT_TYPE' }));
+  });
+});
+
+describe('retry backoff', () => {
+  it('is exponential from retryBackoffMs, capped by retryBackoffMaxMs', () => {
+    const o = { retryBackoffMs: 1000, retryBackoffMaxMs: 5000, retryJitter: false };
+    expect([0, 1, 2, 3, 4].map((n) => backoffDelayMs(n, o))).toEqual([1000, 2000, 4000, 5000, 5000]);
+  });
+  it('uses full jitter between 0 and the backoff', () => {
+    const o = { retryBackoffMs: 1000, retryJitter: true };
+    expect(backoffDelayMs(2, o, () => 0)).toBe(0);
+    expect(backoffDelayMs(2, o, () => 0.5)).toBe(2000);
+    expect(backoffDelayMs(2, o, () => 0.999999)).toBe(4000);
+  });
+});
+
+describe('URL resolution', () => {
+  it('parses query parameters as options with numbers and booleans', () => {
+    expect(parseUrlOptions(new URL('redis://h:1/0?visibilityTimeoutMs=5000&prefix=app&tls=true&ratio=0.5'))).toEqual({
+      visibilityTimeoutMs: 5000, prefix: 'app', tls: true, ratio: 0.5,
+    });
+  });
+  it('resolves memory:// to the memory broker and backend, with options', async () => {
+    const b = await resolveBroker('memory://?visibilityTimeoutMs=1234');
+    expect(b.name).toBe('memory');
+    expect(b.visibilityTimeoutMs).toBe(1234);
+    expect((await resolveResultBackend('memory://')).name).toBe('memory');
+  });
+  it('rejects unknown schemes and bad URLs with ERR_INVALID_URL, never echoing credentials', async () => {
+    await expect(resolveBroker('kafka://x')).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
+    const err = (await resolveBroker('not a url :// user:secret@').catch((e: unknown) => e)) as CeleriacError;
+    expect(err.code).toBe('ERR_INVALID_URL');
+    expect(redactUrl('amqp://guest:secret@127.0.0.1:5672')).toBe('amqp://guest:***@127.0.0.1:5672');
+  });
+  it('names the package to install when a transport is missing', async () => {
+    const table = { 'zz:': { pkg: '@celeriac/transport-zz', factory: 'createZz' } };
+    await expect(loadFromTable(table, 'broker', 'zz://h')).rejects.toMatchObject({
+      code: 'ERR_MODULE_MISSING',
+      message: 'the zz: broker needs the package @celeriac/transport-zz: npm install @celeriac/transport-zz',
+    });
+  });
+});
+
+describe('the guard', () => {
+  it('refuses a priority where the broker has none, and bad arguments at the call site', async () => {
+    const inner = createMemoryBroker();
+    const noPrio = Object.create(inner, { capabilities: { value: { ...inner.capabilities, priorities: 0 } } }) as typeof inner;
+    const g = guardBroker(noPrio);
+    const m = { id: '1', body: new Uint8Array(1), headers: {} };
+    await expect(g.publish('q', m, { priority: 1 })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' });
+    await expect(guardBroker(createMemoryBroker()).publish('q', m, { priority: 10 })).rejects.toBeInstanceOf(RangeError);
+    await expect(g.publish('', m)).rejects.toBeInstanceOf(TypeError);
+    expect(() => g.consume('q', { prefetch: 0 })).toThrow(RangeError);
+    await g.close();
+  });
+  it('wraps driver errors as retryable ERR_CONNECTION with the cause', async () => {
+    const inner = createMemoryBroker();
+    const failing = Object.create(inner, { publish: { value: () => Promise.reject(new Error('ECONNRESET')) } }) as typeof inner;
+    const err = (await guardBroker(failing).publish('q', { id: '1', body: new Uint8Array(1), headers: {} }).catch((e: unknown) => e)) as CeleriacError;
+    expect(err).toBeInstanceOf(CeleriacError);
+    expect(err.code).toBe('ERR_CONNECTION');
+    expect(err.retryable).toBe(true);
+    expect((err.cause as Error).message).toBe('ECONNRESET');
+  });
+});
