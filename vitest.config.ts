@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // integration tests share real servers; files run in parallel, each with its own prefix
     pool: 'forks',
+    reporters: ['default', './vitest.summary-reporter.ts'],
   },
 });

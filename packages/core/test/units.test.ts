@@ -113,3 +113,30 @@ describe('the guard', () => {
     expect((err.cause as Error).message).toBe('ECONNRESET');
   });
 });
+
+describe('memory broker leases', () => {
+  it('redelivers after visibilityTimeoutMs when the holder stops extending, and fences the stale holder', async () => {
+    const { createFakeClock } = await import('../src/testing/index.js');
+    const { MemoryServer } = await import('../src/index.js');
+    const clock = createFakeClock();
+    const server = new MemoryServer({ clock, visibilityTimeoutMs: 1000 });
+    const a = createMemoryBroker({ server }); // raw, unguarded: nothing renews its lease
+    const b = createMemoryBroker({ server });
+    await a.publish('q', { id: 'm', body: new Uint8Array([1]), headers: {} });
+    const first = (await a.consume('q', { prefetch: 1 })[Symbol.asyncIterator]().next()).value!;
+    const itB = b.consume('q', { prefetch: 1 })[Symbol.asyncIterator]();
+    const next = itB.next();
+    await clock.advance(999);
+    await first.extend!(); // a live holder keeps it
+    await clock.advance(999);
+    expect(server.stats('q').inFlight).toBe(1);
+    await clock.advance(1); // lease ran out: handed to b
+    const second = (await next).value!;
+    expect(second.deliveries).toBe(2);
+    await expect(first.ack()).rejects.toMatchObject({ code: 'ERR_STALE_DELIVERY' });
+    await second.ack();
+    expect(server.stats('q')).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 });
+    await a.close();
+    await b.close();
+  });
+});
