@@ -9,6 +9,7 @@ import { newId } from './ids.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createMemoryResultBackend } from './memory-backend.js';
 import { encodeTask, type Embed, type TaskMessage } from './message.js';
+import { Signature, type PartialSignature } from './canvas.js';
 import { resolveBroker, resolveResultBackend } from './resolve.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import type { RetryOptions } from './retry.js';
@@ -88,14 +89,7 @@ export interface AppOptions {
 
 export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 
-/** A lightweight description of a call (canvas building block). */
-export interface Signature<R = unknown> {
-  readonly task: string;
-  readonly args: readonly unknown[];
-  readonly options: ApplyOptions;
-  readonly immutable: boolean;
-  applyAsync(opts?: ApplyOptions): Promise<AsyncResult<R>>;
-}
+type Tail<A extends unknown[]> = A extends [unknown, ...infer T] ? T : never;
 
 /** A registered task. Argument and result types are exact: `add.delay('x')` does not compile. */
 export interface Task<A extends unknown[], R> {
@@ -106,8 +100,14 @@ export interface Task<A extends unknown[], R> {
   applyAsync(args: A, opts?: ApplyOptions): Promise<AsyncResult<R>>;
   /** One round trip where the broker allows (`publishBatch`). */
   applyAsyncBulk(argsList: readonly A[], opts?: Omit<ApplyOptions, 'taskId'>): Promise<AsyncResult<R>[]>;
-  /** A signature of this call. */
+  /** A signature of this call, for canvas (`chain`, `group`, `chord`) or links. */
   s(...args: A): Signature<R>;
+  /** A signature missing its first argument: a chain step or callback that receives the parent's result. */
+  s(...args: Tail<A>): PartialSignature<R>;
+  /** An errback signature: `(failedTaskId, error)` are prepended when it runs. */
+  s(...args: Tail<Tail<A>>): PartialSignature<R>;
+  /** An immutable signature: it ignores the parent's result. */
+  si(...args: A): Signature<R>;
 }
 
 /** A registered task with its types erased, as the worker sees it. */
@@ -188,7 +188,8 @@ export class App implements ResultSource {
       delay: (...args: A) => this.send<Awaited<R>>(name, args, {}, merged),
       applyAsync: (args: A, opts: ApplyOptions = {}) => this.send<Awaited<R>>(name, args, opts, merged),
       applyAsyncBulk: (argsList: readonly A[], opts = {}) => this.sendBulk<Awaited<R>>(name, argsList, opts, merged),
-      s: (...args: A) => this.signature<Awaited<R>>(name, args, {}),
+      s: ((...args: unknown[]) => new Signature(this, name, args)) as Task<A, Awaited<R>>['s'],
+      si: (...args: A) => new Signature<Awaited<R>>(this, name, args, {}, true),
     };
     this.tasks.set(name, task as unknown as AnyTask);
     return task;
@@ -203,16 +204,6 @@ export class App implements ResultSource {
   /** A handle on a task by id (Celery's `app.AsyncResult(id)`). */
   asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
     return new AsyncResult<R>(taskId, this);
-  }
-
-  signature<R>(name: string, args: readonly unknown[], options: ApplyOptions, immutable = false): Signature<R> {
-    return {
-      task: name,
-      args,
-      options,
-      immutable,
-      applyAsync: (opts: ApplyOptions = {}) => this.sendTask<R>(name, args, { ...options, ...opts }),
-    };
   }
 
   on<K extends EventName>(name: K, listener: Listener<K>): () => void {

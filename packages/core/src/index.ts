@@ -1,5 +1,7 @@
 export { createApp, App } from './app.js';
-export type { AppOptions, ApplyOptions, TaskOptions, Task, TaskHandler, Signature, Route, AnyTask } from './app.js';
+export type { AppOptions, ApplyOptions, TaskOptions, Task, TaskHandler, Route, AnyTask } from './app.js';
+export { chain, chord, group, Chain, Chord, Group, GroupResult, Signature } from './canvas.js';
+export type { LinkOptions, PartialSignature, Step } from './canvas.js';
 export { AsyncResult } from './async-result.js';
 export type { GetOptions } from './async-result.js';
 export type {

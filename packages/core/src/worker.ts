@@ -1,6 +1,7 @@
 import type { Delivery } from './broker.js';
 import type { AnyTask, App, ControlMessage } from './app.js';
 import { CONTROL_CHANNEL } from './app.js';
+import { CanvasRunner } from './canvas.js';
 import { sleep, type TimerHandle } from './clock.js';
 import { RetryRequest, taskStorage, type TaskContext } from './context.js';
 import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
@@ -136,6 +137,7 @@ export class Worker {
   private readonly opts: WorkerOptions;
   private broker: GuardedBroker | undefined;
   private backend: ResultBackend | undefined;
+  private canvas!: CanvasRunner;
   private readonly consumeAbort = new AbortController();
   private readonly buffer: Held[] = [];
   private bufferHead = 0;
@@ -186,6 +188,7 @@ export class Worker {
     const broker = await this.app.getBroker();
     this.broker = broker;
     this.backend = await this.app.getResultBackend();
+    this.canvas = new CanvasRunner(this.app, this.backend);
     for (const t of this.app.tasks.values()) {
       if (t.options.rateLimit !== undefined && this.backend?.takeTokens === undefined) {
         throw new CeleriacError(ErrorCode.UNSUPPORTED, `task ${t.name} has a rateLimit, which needs a result backend with token buckets`);
@@ -412,6 +415,7 @@ export class Worker {
           { ttlMs },
         );
       }
+      if (CanvasRunner.hasLinks(msg.embed)) await this.canvas.onSuccess(msg, result);
       if (!acked) await this.settle(d.ack());
       if (events.has('task:succeeded')) events.emit('task:succeeded', { ...base, runtimeMs, result });
       return;
@@ -445,6 +449,7 @@ export class Worker {
     if (store) {
       await this.backend!.set(msg.id, { state: TaskState.FAILURE, error, name: msg.task, retries: msg.retries, dateDone: clock.now() }, { ttlMs });
     }
+    if (CanvasRunner.hasLinks(msg.embed)) await this.canvas.onFailure(msg, error);
     if (!acked) await this.settle(d.nack({ requeue: false, reason: `${error.code ?? error.name}: ${error.message}` }));
     events.emit('task:failed', { ...base, error, runtimeMs });
     if (!acked && events.has('task:dead-lettered')) {
@@ -475,6 +480,10 @@ export class Worker {
           : { name: 'CeleriacError', code: ErrorCode.REVOKED, message: `task ${msg.id} was revoked` };
       await backend.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error, dateDone: this.app.clock.now() }, { ttlMs: this.app.resultExpiresMs });
     }
+    if (CanvasRunner.hasLinks(msg.embed)) {
+      const error = serializeError(new CeleriacError(why === 'expired' ? ErrorCode.EXPIRED : ErrorCode.REVOKED, `task ${msg.id} was ${why}`));
+      await this.canvas.onFailure(msg, error);
+    }
     await this.settle(d.ack());
     if (this.app.events.has('task:revoked')) this.app.events.emit('task:revoked', { ...base, reason: why });
   }
@@ -495,6 +504,9 @@ export class Worker {
       await this.backend
         .set(id, { state: TaskState.FAILURE, error, ...(name === null ? {} : { name }), dateDone: this.app.clock.now() }, { ttlMs: this.app.resultExpiresMs })
         .catch((e: unknown) => this.app.logger.warn('could not store FAILURE', { id, error: String(e) }));
+    }
+    if (msg !== null && CanvasRunner.hasLinks(msg.embed)) {
+      await this.canvas.onFailure(msg, error).catch((e: unknown) => this.app.logger.warn('canvas links failed', { id, error: String(e) }));
     }
     await this.settle(d.nack({ requeue: false, reason }));
     const base = { taskId: id ?? d.id, queue, retries: msg?.retries ?? 0, deliveries: d.deliveries, workerId: this.id };
