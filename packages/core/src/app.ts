@@ -10,6 +10,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { createMemoryResultBackend } from './memory-backend.js';
 import { encodeTask, type Embed, type TaskMessage } from './message.js';
 import { Signature, type PartialSignature } from './canvas.js';
+import { Beat, type BeatOptions } from './beat.js';
 import { resolveBroker, resolveResultBackend } from './resolve.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import type { RetryOptions } from './retry.js';
@@ -156,6 +157,7 @@ export class App implements ResultSource {
   private backendValue: ResultBackend | undefined | null = null;
   private readonly declared = new Map<string, Promise<void>>();
   private readonly workers = new Set<Worker>();
+  private readonly beats = new Set<Beat>();
   private closing: Promise<void> | undefined;
 
   constructor(opts: AppOptions) {
@@ -215,6 +217,13 @@ export class App implements ResultSource {
     const w = new Worker(this, opts);
     this.workers.add(w);
     return w;
+  }
+
+  /** Create a periodic-task scheduler for this app. Call `start()` on it. */
+  beat(opts: BeatOptions): Beat {
+    const b = new Beat(this, opts);
+    this.beats.add(b);
+    return b;
   }
 
   /** @internal */
@@ -438,6 +447,7 @@ export class App implements ResultSource {
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.closing = (async () => {
+        await Promise.allSettled([...this.beats].map((b) => b.close()));
         await Promise.allSettled([...this.workers].map((w) => w.close()));
         const broker = await this.brokerPromise?.catch(() => undefined);
         const backend = await this.backendPromise?.catch(() => undefined);

@@ -57,3 +57,5 @@ export { jsonSerializer, msgpackSerializer, serializerFor } from './serializer.j
 export type { Serializer, SerializerName } from './serializer.js';
 export { Worker } from './worker.js';
 export type { WorkerOptions, CloseOptions, CloseReport } from './worker.js';
+export { Beat } from './beat.js';
+export type { BeatOptions, Schedule } from './beat.js';
