@@ -25,6 +25,12 @@ export interface TaskOptions extends RetryOptions {
   priority?: number;
   /** Soft time limit: aborts `currentTask().signal` and fails the run with ERR_TIME_LIMIT. */
   timeLimitMs?: number;
+  /**
+   * Hard time limit: on a `pool: 'threads'` worker the task's thread is terminated and the run fails
+   * with ERR_TIME_LIMIT. The default async pool cannot stop a running handler, so there it acts as a
+   * soft limit (and the worker logs a warning at start).
+   */
+  hardTimeLimitMs?: number;
   /** Run at most this many times per second / minute across all workers, e.g. '100/s', '10/m'. */
   rateLimit?: string;
   /** Store no state for this task. `get()` on it never resolves. @default false */
@@ -344,6 +350,7 @@ export class App implements ResultSource {
       eta,
       expires: opts.expiresMs === undefined ? null : now + opts.expiresMs,
       timeLimitMs: opts.timeLimitMs ?? taskOpts.timeLimitMs ?? null,
+      hardTimeLimitMs: taskOpts.hardTimeLimitMs ?? null,
       priority: priority ?? null,
       origin: this.hostname,
       traceparent: null,
@@ -482,6 +489,7 @@ function validateTaskOptions(name: string, o: TaskOptions): void {
   nonNeg('retryBackoffMs');
   nonNeg('retryBackoffMaxMs');
   nonNeg('timeLimitMs');
+  nonNeg('hardTimeLimitMs');
   if (o.priority !== undefined && (!Number.isInteger(o.priority) || o.priority < 0 || o.priority > 9)) {
     throw new RangeError(`task ${name}: priority must be an integer from 0 to 9`);
   }

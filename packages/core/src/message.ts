@@ -37,6 +37,8 @@ export interface TaskMessage {
   expires: number | null;
   /** Soft time limit in ms, or null. */
   timeLimitMs: number | null;
+  /** Hard time limit in ms (threads pool), or null. */
+  hardTimeLimitMs?: number | null;
   priority: number | null;
   origin: string | null;
   traceparent: string | null;
@@ -75,7 +77,8 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   headers['eta'] = iso(msg.eta);
   headers['expires'] = iso(msg.expires);
   // Celery's [hard, soft] in seconds.
-  headers['timelimit'] = [null, msg.timeLimitMs === null ? null : msg.timeLimitMs / 1000];
+  const hard = msg.hardTimeLimitMs ?? null;
+  headers['timelimit'] = [hard === null ? null : hard / 1000, msg.timeLimitMs === null ? null : msg.timeLimitMs / 1000];
   headers['origin'] = msg.origin;
   if (msg.priority !== null) headers['priority'] = msg.priority;
   if (msg.traceparent !== null) headers['traceparent'] = msg.traceparent;
@@ -120,6 +123,7 @@ export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept:
   const retries = h['retries'];
   const timelimit = h['timelimit'];
   const soft = Array.isArray(timelimit) && typeof timelimit[1] === 'number' ? timelimit[1] * 1000 : null;
+  const hard = Array.isArray(timelimit) && typeof timelimit[0] === 'number' ? timelimit[0] * 1000 : null;
   const extra: Record<string, HeaderValue> = {};
   for (const k in h) if (!RESERVED.has(k)) extra[k] = h[k]!;
   return {
@@ -135,6 +139,7 @@ export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept:
     eta: parseIso(h['eta']),
     expires: parseIso(h['expires']),
     timeLimitMs: soft,
+    hardTimeLimitMs: hard,
     priority: typeof h['priority'] === 'number' ? h['priority'] : null,
     origin: str(h['origin']),
     traceparent: str(h['traceparent']),

@@ -22,7 +22,12 @@ export function backoffDelayMs(retries: number, opts: RetryOptions, random: () =
   return (opts.retryJitter ?? true) ? Math.floor(random() * (exp + 1)) : exp;
 }
 
+/**
+ * `instanceof` one of `classes`. An error rebuilt from another thread (`remote: true`) matches by
+ * class name, since its prototype chain could not cross.
+ */
 export function matchesAny(err: unknown, classes: RetryOptions['retryOn']): boolean {
   if (classes === undefined) return false;
-  return classes.some((C) => err instanceof C);
+  const remote = (err as { remote?: unknown } | null)?.remote === true;
+  return classes.some((C) => err instanceof C || (remote && (err as Error).name === C.name));
 }

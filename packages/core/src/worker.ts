@@ -2,6 +2,7 @@ import type { Delivery } from './broker.js';
 import type { AnyTask, App, ControlMessage } from './app.js';
 import { CONTROL_CHANNEL } from './app.js';
 import { CanvasRunner } from './canvas.js';
+import { ThreadPool, ThreadTaskError } from './thread-pool.js';
 import { sleep, type TimerHandle } from './clock.js';
 import { RetryRequest, taskStorage, type TaskContext } from './context.js';
 import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
@@ -30,6 +31,14 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** Random source for retry jitter (tests). @default Math.random */
   random?: () => number;
+  /**
+   * 'async' runs handlers on the main thread (soft time limits only); 'threads' runs each in one of
+   * `concurrency` worker threads that import `appModule`, so a hard time limit can terminate it.
+   * @default 'async'
+   */
+  pool?: 'async' | 'threads';
+  /** Path or file URL of the module exporting the app (as `app` or default), for `pool: 'threads'`. */
+  appModule?: string;
 }
 
 export interface CloseOptions {
@@ -138,6 +147,7 @@ export class Worker {
   private broker: GuardedBroker | undefined;
   private backend: ResultBackend | undefined;
   private canvas!: CanvasRunner;
+  private threads: ThreadPool | undefined;
   private readonly consumeAbort = new AbortController();
   private readonly buffer: Held[] = [];
   private bufferHead = 0;
@@ -163,6 +173,9 @@ export class Worker {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be an integer >= 1');
     if (!Number.isInteger(mult) || mult < 1) throw new RangeError('prefetchMultiplier must be an integer >= 1');
     this.prefetch = this.concurrency * mult;
+    if (opts.pool === 'threads' && opts.appModule === undefined) {
+      throw new TypeError("pool: 'threads' needs appModule: the path of the module that exports the app");
+    }
     if (this.prefetch < this.queues.length) {
       throw new RangeError(`concurrency × prefetchMultiplier (${this.prefetch}) must be at least the number of queues`);
     }
@@ -193,6 +206,12 @@ export class Worker {
       if (t.options.rateLimit !== undefined && this.backend?.takeTokens === undefined) {
         throw new CeleriacError(ErrorCode.UNSUPPORTED, `task ${t.name} has a rateLimit, which needs a result backend with token buckets`);
       }
+    }
+    if (this.opts.pool === 'threads') {
+      this.threads = new ThreadPool(this.opts.appModule!, this.concurrency, this.app.logger);
+      await this.threads.start();
+    } else if ([...this.app.tasks.values()].some((t) => t.options.hardTimeLimitMs !== undefined)) {
+      this.app.logger.warn("hardTimeLimitMs acts as a soft limit on the async pool; use pool: 'threads' to enforce it");
     }
     for (const q of this.queues) await this.app.declare(broker, q);
     if (broker.broadcast !== undefined) {
@@ -372,14 +391,28 @@ export class Worker {
     }
     if (events.has('task:started')) events.emit('task:started', base);
     const started = clock.now();
-    const limitMs = msg.timeLimitMs ?? opts.timeLimitMs ?? null;
+    const hardMs = msg.hardTimeLimitMs ?? opts.hardTimeLimitMs ?? null;
+    const softMs = msg.timeLimitMs ?? opts.timeLimitMs ?? null;
+    // Without threads, a hard limit can only be enforced like a soft one.
+    const limitMs = this.threads === undefined && hardMs !== null ? Math.min(hardMs, softMs ?? Infinity) : softMs;
     let limitTimer: TimerHandle | undefined;
     const ctx = new RunContext(r, msg, base, store ? this.backend : undefined, this.app);
     let result: unknown;
     let failure: unknown;
     let ok = false;
     try {
-      const run = taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args));
+      const run =
+        this.threads === undefined
+          ? taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args))
+          : this.threads.run(
+              msg.task,
+              msg.args,
+              {
+                id: msg.id, name: msg.task, queue: base.queue, retries: msg.retries, deliveries: d.deliveries,
+                headers: { ...d.headers }, rootId: msg.rootId, parentId: msg.parentId,
+              },
+              { hardLimitMs: hardMs, signal: r.signal, onProgress: (v) => ctx.progress(v) },
+            );
       if (limitMs === null && !r.aborted) {
         result = await run;
       } else {
@@ -464,7 +497,9 @@ export class Worker {
       if (msg.retries >= max) return { retry: false, error };
       return failure.countdownMs === undefined ? { retry: true, error } : { retry: true, error, countdownMs: failure.countdownMs };
     }
-    if (failure instanceof UnrecoverableError) return { retry: false, error: failure };
+    if (failure instanceof UnrecoverableError || (failure instanceof ThreadTaskError && failure.name === 'UnrecoverableError')) {
+      return { retry: false, error: failure };
+    }
     if (msg.retries >= max) return { retry: false, error: failure };
     if (matchesAny(failure, task.options.dontRetryOn)) return { retry: false, error: failure };
     if (task.options.retryOn !== undefined && !matchesAny(failure, task.options.retryOn)) return { retry: false, error: failure };
@@ -588,6 +623,7 @@ export class Worker {
       }
     }
     await this.unsubscribeControl?.().catch(() => undefined);
+    await this.threads?.close();
     this.app.forgetWorker(this);
     const report: CloseReport = { givenBack: this.givenBack, abandoned };
     this.app.events.emit('worker:offline', { ...this.workerBase(), ...report });

@@ -19,7 +19,7 @@ import { loadFromTable } from '../src/resolve.js';
 const base: TaskMessage = {
   id: 't1', task: 'x', args: [1, 'a', { b: [true, null] }], kwargs: { k: 1 }, embed: { callbacks: null },
   retries: 2, rootId: 'r', parentId: 'p', group: 'g', eta: Date.UTC(2026, 0, 1), expires: null,
-  timeLimitMs: 1500, priority: 5, origin: 'host', traceparent: '00-abc-def-01', extra: { tenant: 'acme' },
+  timeLimitMs: 1500, hardTimeLimitMs: 30_000, priority: 5, origin: 'host', traceparent: '00-abc-def-01', extra: { tenant: 'acme' },
 };
 
 describe('message model', () => {
@@ -27,7 +27,7 @@ describe('message model', () => {
     it(`round-trips every Celery v2 field with ${serializer.name}${gzip ? ' + gzip' : ''}`, () => {
       const out = encodeTask(base, serializer, gzip);
       expect(out.headers['content-type']).toBe(serializer.contentType);
-      expect(out.headers['timelimit']).toEqual([null, 1.5]);
+      expect(out.headers['timelimit']).toEqual([30, 1.5]);
       expect(out.headers['eta']).toBe('2026-01-01T00:00:00.000Z');
       const back = decodeTask(out, new Set([serializer.contentType]));
       expect(back).toEqual(base);
