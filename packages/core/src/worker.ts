@@ -369,8 +369,8 @@ export class Worker {
       const [n, unit] = task.options.rateLimit.split('/') as [string, string];
       const t = await this.backend.takeTokens(`rate:${task.name}`, Number(n), RATE_UNITS[unit]!);
       if (!t.ok) {
-        // Over the limit: wait in the broker, not in a prefetch slot.
-        await d.nack({ requeue: true, delayMs: Math.max(1, t.retryInMs) });
+        // Over the limit: wait in the broker, not in a prefetch slot, and without counting a delivery.
+        await this.republish(d, queue, Math.max(1, t.retryInMs));
         return;
       }
     }
@@ -562,16 +562,24 @@ export class Worker {
   }
 
   /**
-   * Give a prefetched delivery back without counting a delivery: publish a copy (fresh message id,
-   * same headers and body), then ack the original. A crash in between duplicates, never loses.
+   * Put a delivery back without counting a delivery: publish a copy (fresh message id, same headers
+   * and body, optionally delayed in the broker), then ack the original. A crash in between
+   * duplicates, never loses.
    */
-  private async giveBack(d: Delivery, queue: string): Promise<boolean> {
+  private async republish(d: Delivery, queue: string, delayMs = 0): Promise<void> {
     const broker = this.broker!;
     const priority = d.headers['priority'];
-    const opts = typeof priority === 'number' && broker.capabilities.priorities > 0 ? { priority } : {};
+    const opts: { priority?: number; delayMs?: number } = {};
+    if (typeof priority === 'number' && broker.capabilities.priorities > 0) opts.priority = priority;
+    if (delayMs > 0) opts.delayMs = delayMs;
+    await broker.publish(queue, { id: newId(), body: d.body, headers: d.headers }, opts);
+    await d.ack();
+  }
+
+  /** Give a prefetched delivery back at shutdown (see `republish`). */
+  private async giveBack(d: Delivery, queue: string): Promise<boolean> {
     try {
-      await broker.publish(queue, { id: newId(), body: d.body, headers: d.headers }, opts);
-      await d.ack();
+      await this.republish(d, queue);
       this.givenBack++;
       return true;
     } catch (err) {

@@ -515,3 +515,48 @@ describe('worker loop', () => {
     expect(err).toMatchObject({ code: 'ERR_NO_RESULT_BACKEND' });
   });
 });
+
+describe('rate limits and revocation across workers', () => {
+  it('a rate limit of 50/s across two workers holds over every window, delaying the rest in the broker', async () => {
+    const clock = createFakeClock();
+    const server = new MemoryServer({ clock });
+    const backend = createMemoryResultBackend({ clock });
+    const starts: number[] = [];
+    const make = () => {
+      const app = createApp({ broker: createMemoryBroker({ server }), resultBackend: backend, clock, maxDeliveries: 3 });
+      apps.push(app);
+      const t = app.task('limited', async () => void starts.push(clock.now()), { rateLimit: '50/s' });
+      return { app, t };
+    };
+    const one = make();
+    const two = make();
+    await one.app.worker({ concurrency: 8 }).start();
+    await two.app.worker({ concurrency: 8 }).start();
+    await one.t.applyAsyncBulk(Array.from({ length: 300 }, () => [] as []));
+    for (let i = 0; i < 100 && starts.length < 300; i++) await clock.advance(100);
+    expect(starts).toHaveLength(300); // none lost, none dead-lettered as poison by the waiting
+    expect(server.stats('default').dead).toBe(0);
+    starts.sort((a, b) => a - b);
+    const burst = 50;
+    for (const from of starts) {
+      for (const windowMs of [100, 1000, 3000]) {
+        const n = starts.filter((t) => t >= from && t < from + windowMs).length;
+        expect(n).toBeLessThanOrEqual(Math.ceil((50 * windowMs) / 1000) + burst);
+      }
+    }
+    const seconds = (starts[starts.length - 1]! - starts[0]!) / 1000;
+    expect(seconds).toBeGreaterThanOrEqual((300 - burst) / 50 - 1);
+  });
+
+  it('a revoke reaches a worker started after it', async () => {
+    const { app, clock } = setup();
+    let runs = 0;
+    const t = app.task('t', async () => void runs++);
+    const r = await t.delay();
+    await r.revoke();
+    await app.worker().start();
+    await clock.flush();
+    expect(runs).toBe(0);
+    expect(await r.state()).toBe('REVOKED');
+  });
+});
