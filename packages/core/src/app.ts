@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import type { Broker, HeaderValue, OutgoingMessage } from './broker.js';
 import { AsyncResult, type ResultSource } from './async-result.js';
 import { systemClock, type Clock } from './clock.js';
-import { CeleriacError, ErrorCode } from './errors.js';
+import { CeleriacError, ErrorCode, serializeError } from './errors.js';
+import { endSpan, formatTraceparent, startPublishSpan, tracingActive } from './tracing.js';
 import { Emitter, type EventName, type Listener } from './events.js';
 import { guardBroker, type GuardedBroker } from './guard.js';
 import { newId } from './ids.js';
@@ -368,14 +369,36 @@ export class App implements ResultSource {
   private async send<R>(name: string, args: readonly unknown[], opts: ApplyOptions, taskOpts: TaskOptions): Promise<AsyncResult<R>> {
     const { msg, delayMs, priority } = this.buildMessage(name, args, opts, taskOpts);
     const queue = this.queueFor(name, opts, taskOpts);
-    const out = this.encode(msg, taskOpts);
     const broker = this.brokerValue ?? (await this.getBroker());
     if (!this.declared.has(queue)) await this.declare(broker, queue);
-    await broker.publish(queue, out, publishOpts(delayMs, priority));
+    if (tracingActive()) {
+      await this.publishTraced(broker, queue, msg, taskOpts, publishOpts(delayMs, priority));
+    } else {
+      await broker.publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, priority));
+    }
     if (this.events.has('task:sent')) {
       this.events.emit('task:sent', { taskId: msg.id, name, queue, retries: 0, deliveries: 0, delayMs });
     }
     return new AsyncResult<R>(msg.id, this);
+  }
+
+  /** Publish inside a PRODUCER span whose context travels in the message's `traceparent`. */
+  private async publishTraced(
+    broker: GuardedBroker,
+    queue: string,
+    msg: TaskMessage,
+    taskOpts: TaskOptions,
+    opts: { delayMs?: number; priority?: number },
+  ): Promise<void> {
+    const span = startPublishSpan(queue, msg.task, msg.id, broker.name);
+    msg.traceparent = formatTraceparent(span);
+    try {
+      await broker.publish(queue, this.encode(msg, taskOpts), opts);
+      endSpan(span);
+    } catch (err) {
+      endSpan(span, serializeError(err));
+      throw err;
+    }
   }
 
   private async sendBulk<R>(
@@ -391,11 +414,23 @@ export class App implements ResultSource {
     if (!this.declared.has(queue)) await this.declare(broker, queue);
     const first = built[0];
     if (first === undefined) return [];
-    await broker.publishBatch(
-      queue,
-      built.map((b) => this.encode(b.msg, taskOpts)),
-      publishOpts(first.delayMs, first.priority),
-    );
+    const span = tracingActive() ? startPublishSpan(queue, name, first.msg.id, broker.name) : undefined;
+    if (span !== undefined) {
+      span.setAttribute('messaging.batch.message_count', built.length);
+      const traceparent = formatTraceparent(span);
+      for (const b of built) b.msg.traceparent = traceparent;
+    }
+    try {
+      await broker.publishBatch(
+        queue,
+        built.map((b) => this.encode(b.msg, taskOpts)),
+        publishOpts(first.delayMs, first.priority),
+      );
+      if (span !== undefined) endSpan(span);
+    } catch (err) {
+      if (span !== undefined) endSpan(span, serializeError(err));
+      throw err;
+    }
     if (this.events.has('task:sent')) {
       for (const b of built) {
         this.events.emit('task:sent', { taskId: b.msg.id, name, queue, retries: 0, deliveries: 0, delayMs: b.delayMs });

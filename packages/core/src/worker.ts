@@ -3,6 +3,7 @@ import type { AnyTask, App, ControlMessage } from './app.js';
 import { CONTROL_CHANNEL } from './app.js';
 import { CanvasRunner } from './canvas.js';
 import { ThreadPool, ThreadTaskError } from './thread-pool.js';
+import { context, contextFromTraceparent, endSpan, startReceiveSpan, startRunSpan, trace, tracingActive } from './tracing.js';
 import { sleep, type TimerHandle } from './clock.js';
 import { RetryRequest, taskStorage, type TaskContext } from './context.js';
 import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
@@ -376,10 +377,24 @@ export class Worker {
     }
     const early = this.opts.acks === 'early';
     if (early) await d.ack();
-    await this.execute(r, task, msg, base, early);
+    if (!tracingActive()) {
+      await this.execute(r, task, msg, base, early);
+      return;
+    }
+    // receive (child of the publisher's span) → process (wraps the handler and its follow-ups)
+    const parent = contextFromTraceparent(msg.traceparent);
+    const receive = startReceiveSpan(queue, parent, d.deliveries);
+    endSpan(receive);
+    const runSpan = startRunSpan(msg.task, msg.id, queue, msg.retries, trace.setSpan(parent, receive));
+    let error: SerializedError | undefined;
+    try {
+      error = await context.with(trace.setSpan(parent, runSpan), () => this.execute(r, task, msg, base, early));
+    } finally {
+      endSpan(runSpan, error);
+    }
   }
 
-  private async execute(r: Running, task: AnyTask, msg: TaskMessage, base: TaskEventBase, acked: boolean): Promise<void> {
+  private async execute(r: Running, task: AnyTask, msg: TaskMessage, base: TaskEventBase, acked: boolean): Promise<SerializedError | undefined> {
     const d = r.delivery;
     const opts = task.options;
     const store = opts.ignoreResult !== true && this.backend !== undefined;
@@ -437,7 +452,7 @@ export class Worker {
     } finally {
       if (limitTimer !== undefined) clock.clearTimeout(limitTimer);
     }
-    if (r.abandoned) return; // shutdown gave the delivery back already
+    if (r.abandoned) return undefined; // shutdown gave the delivery back already
     const runtimeMs = clock.now() - started;
 
     if (ok) {
@@ -451,7 +466,7 @@ export class Worker {
       if (CanvasRunner.hasLinks(msg.embed)) await this.canvas.onSuccess(msg, result);
       if (!acked) await this.settle(d.ack());
       if (events.has('task:succeeded')) events.emit('task:succeeded', { ...base, runtimeMs, result });
-      return;
+      return undefined;
     }
 
     const reason = r.reason;
@@ -460,7 +475,7 @@ export class Worker {
       if (store) await this.backend!.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error: serializeError(reason), dateDone: clock.now() }, { ttlMs });
       if (!acked) await this.settle(d.ack());
       if (events.has('task:revoked')) events.emit('task:revoked', { ...base, reason: 'terminated' });
-      return;
+      return serializeError(reason);
     }
 
     const retry = this.retryDecision(task, msg, failure);
@@ -477,7 +492,7 @@ export class Worker {
       if (store) await this.backend!.set(msg.id, { state: TaskState.RETRY, error, name: msg.task, retries: msg.retries + 1 }, { ttlMs });
       if (!acked) await this.settle(d.ack());
       if (events.has('task:retried')) events.emit('task:retried', { ...base, error, delayMs });
-      return;
+      return error;
     }
     if (store) {
       await this.backend!.set(msg.id, { state: TaskState.FAILURE, error, name: msg.task, retries: msg.retries, dateDone: clock.now() }, { ttlMs });
@@ -488,6 +503,7 @@ export class Worker {
     if (!acked && events.has('task:dead-lettered')) {
       events.emit('task:dead-lettered', { ...base, reason: `${error.code ?? error.name}: ${error.message}` });
     }
+    return error;
   }
 
   private retryDecision(task: AnyTask, msg: TaskMessage, failure: unknown): { retry: boolean; error: unknown; countdownMs?: number } {
