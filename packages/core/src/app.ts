@@ -356,6 +356,7 @@ export class App implements ResultSource {
       origin: this.hostname,
       traceparent: null,
       extra: opts.headers ?? {},
+      sentAt: now,
     };
     return { msg, delayMs, priority };
   }

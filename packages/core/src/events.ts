@@ -22,8 +22,9 @@ export interface WorkerEventBase {
 /** Every lifecycle event, named as in DESIGN.md §2 (Celery's signals). */
 export interface CeleriacEvents {
   'task:sent': TaskEventBase & { delayMs: number };
-  'task:received': TaskEventBase;
-  'task:started': TaskEventBase;
+  'task:received': TaskEventBase & { argsRepr: string };
+  /** `queueWaitMs`: from publish (or ETA) to handler start, when the message says when it was sent. */
+  'task:started': TaskEventBase & { queueWaitMs: number | null };
   'task:progress': TaskEventBase & { progress: unknown };
   'task:retried': TaskEventBase & { error: SerializedError; delayMs: number };
   'task:succeeded': TaskEventBase & { runtimeMs: number; result: unknown };

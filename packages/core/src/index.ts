@@ -59,3 +59,8 @@ export { Worker } from './worker.js';
 export type { WorkerOptions, CloseOptions, CloseReport } from './worker.js';
 export { Beat } from './beat.js';
 export type { BeatOptions, Schedule } from './beat.js';
+export { EVENTS_CHANNEL, EventPublisher, watchEvents } from './monitor.js';
+export type { RemoteEvent } from './monitor.js';
+export { createMetrics, MetricsCollector } from './metrics.js';
+export type { MetricsOptions } from './metrics.js';
+export { tracingActive } from './tracing.js';

@@ -44,11 +44,13 @@ export interface TaskMessage {
   traceparent: string | null;
   /** Headers the caller added with `applyAsync({ headers })`. */
   extra: Record<string, HeaderValue>;
+  /** Epoch ms of the publish (for queue-wait metrics), or null. */
+  sentAt?: number | null;
 }
 
 const RESERVED = new Set([
   'id', 'task', 'lang', 'root_id', 'parent_id', 'group', 'retries', 'eta', 'expires', 'timelimit',
-  'origin', 'priority', 'traceparent', 'content-type', 'content-encoding',
+  'origin', 'priority', 'traceparent', 'content-type', 'content-encoding', 'sent_at',
 ]);
 
 function iso(ms: number | null): string | null {
@@ -82,6 +84,7 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   headers['origin'] = msg.origin;
   if (msg.priority !== null) headers['priority'] = msg.priority;
   if (msg.traceparent !== null) headers['traceparent'] = msg.traceparent;
+  if (msg.sentAt !== undefined && msg.sentAt !== null) headers['sent_at'] = msg.sentAt;
   headers['content-type'] = serializer.contentType;
   let body = serializer.encode([msg.args, msg.kwargs, msg.embed]);
   if (gzip) {
@@ -144,5 +147,6 @@ export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept:
     origin: str(h['origin']),
     traceparent: str(h['traceparent']),
     extra,
+    sentAt: typeof h['sent_at'] === 'number' ? h['sent_at'] : null,
   };
 }

@@ -3,6 +3,7 @@ import type { AnyTask, App, ControlMessage } from './app.js';
 import { CONTROL_CHANNEL } from './app.js';
 import { CanvasRunner } from './canvas.js';
 import { ThreadPool, ThreadTaskError } from './thread-pool.js';
+import { EventPublisher } from './monitor.js';
 import { context, contextFromTraceparent, endSpan, startReceiveSpan, startRunSpan, trace, tracingActive } from './tracing.js';
 import { sleep, type TimerHandle } from './clock.js';
 import { RetryRequest, taskStorage, type TaskContext } from './context.js';
@@ -28,8 +29,14 @@ export interface WorkerOptions {
   acks?: 'late' | 'early';
   /** Store STARTED when a handler starts. @default false (one write less per task) */
   trackStarted?: boolean;
-  /** @default 10_000 */
+  /** How often `worker:heartbeat` fires (and is broadcast). @default 2_000 (Celery's) */
   heartbeatMs?: number;
+  /**
+   * Publish this worker's task events over the broker's broadcast, for dashboards and monitors in
+   * other processes (Celery's `-E`). Heartbeats, ready and offline are always published.
+   * @default false
+   */
+  sendEvents?: boolean;
   /** Random source for retry jitter (tests). @default Math.random */
   random?: () => number;
   /**
@@ -132,6 +139,11 @@ class RunContext implements TaskContext {
   }
 }
 
+const TASK_EVENTS = [
+  'task:received', 'task:started', 'task:progress', 'task:retried', 'task:succeeded',
+  'task:failed', 'task:revoked', 'task:dead-lettered',
+] as const;
+
 const RATE_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
@@ -156,6 +168,8 @@ export class Worker {
   private readonly revoked = new Set<string>();
   private readonly pumps: Promise<void>[] = [];
   private unsubscribeControl: (() => Promise<void>) | undefined;
+  private publisher: EventPublisher | undefined;
+  private readonly unlisten: (() => void)[] = [];
   private heartbeat: TimerHandle | undefined;
   private idleWaiters: (() => void)[] = [];
   private processed = 0;
@@ -217,6 +231,15 @@ export class Worker {
     for (const q of this.queues) await this.app.declare(broker, q);
     if (broker.broadcast !== undefined) {
       this.unsubscribeControl = await broker.broadcast.subscribe(CONTROL_CHANNEL, (body) => this.onControl(body));
+      const pub = new EventPublisher(broker.broadcast, this.app.clock, this.app.logger, { hostname: this.app.hostname, pid: process.pid });
+      this.publisher = pub;
+      const mine = (e: { workerId?: string }) => e.workerId === this.id;
+      for (const name of ['worker:ready', 'worker:heartbeat', 'worker:offline'] as const) {
+        this.unlisten.push(this.app.events.on(name, (e) => void (mine(e) && pub.push(name, e as never))));
+      }
+      if (this.opts.sendEvents === true) {
+        for (const name of TASK_EVENTS) this.unlisten.push(this.app.events.on(name, (e) => void (mine(e) && pub.push(name, e as never))));
+      }
     }
     // Split the prefetch budget so the total never exceeds it and no queue starves another.
     const n = this.queues.length;
@@ -238,7 +261,7 @@ export class Worker {
   }
 
   private armHeartbeat(): void {
-    const every = this.opts.heartbeatMs ?? 10_000;
+    const every = this.opts.heartbeatMs ?? 2_000;
     if (every <= 0) return;
     this.heartbeat = this.app.clock.setTimeout(() => {
       this.app.events.emit('worker:heartbeat', {
@@ -341,7 +364,7 @@ export class Worker {
       workerId: this.id,
     };
     const events = this.app.events;
-    if (events.has('task:received')) events.emit('task:received', base);
+    if (events.has('task:received')) events.emit('task:received', { ...base, argsRepr: argsRepr(msg.args) });
 
     const task = this.app.tasks.get(msg.task);
     if (task === undefined) {
@@ -404,7 +427,10 @@ export class Worker {
     if (store && this.opts.trackStarted === true) {
       await this.backend!.set(msg.id, { state: TaskState.STARTED, name: msg.task, retries: msg.retries }, { ttlMs });
     }
-    if (events.has('task:started')) events.emit('task:started', base);
+    if (events.has('task:started')) {
+      const from = msg.sentAt === null || msg.sentAt === undefined ? null : Math.max(msg.sentAt, msg.eta ?? 0);
+      events.emit('task:started', { ...base, queueWaitMs: from === null ? null : Math.max(0, clock.now() - from) });
+    }
     const started = clock.now();
     const hardMs = msg.hardTimeLimitMs ?? opts.hardTimeLimitMs ?? null;
     const softMs = msg.timeLimitMs ?? opts.timeLimitMs ?? null;
@@ -482,7 +508,7 @@ export class Worker {
     const error = serializeError(retry.error);
     if (retry.retry) {
       const delayMs = retry.countdownMs ?? backoffDelayMs(msg.retries, opts, this.opts.random);
-      const next: TaskMessage = { ...msg, retries: msg.retries + 1, eta: delayMs > 0 ? clock.now() + delayMs : null };
+      const next: TaskMessage = { ...msg, retries: msg.retries + 1, eta: delayMs > 0 ? clock.now() + delayMs : null, sentAt: clock.now() };
       const queue = base.queue;
       const publishOpts: { delayMs?: number; priority?: number } = {};
       if (delayMs > 0) publishOpts.delayMs = delayMs;
@@ -651,8 +677,21 @@ export class Worker {
     this.app.forgetWorker(this);
     const report: CloseReport = { givenBack: this.givenBack, abandoned };
     this.app.events.emit('worker:offline', { ...this.workerBase(), ...report });
+    for (const off of this.unlisten.splice(0)) off();
+    await this.publisher?.close();
     return report;
   }
+}
+
+/** A short printable form of the arguments (Celery's argsrepr), for events and dashboards. */
+function argsRepr(args: unknown[]): string {
+  let s: string;
+  try {
+    s = JSON.stringify(args) ?? '[]';
+  } catch {
+    s = '[unprintable]';
+  }
+  return s.length > 200 ? `${s.slice(0, 197)}...` : s;
 }
 
 function stringOrNull(v: unknown): string | null {

@@ -19,7 +19,7 @@ import { loadFromTable } from '../src/resolve.js';
 const base: TaskMessage = {
   id: 't1', task: 'x', args: [1, 'a', { b: [true, null] }], kwargs: { k: 1 }, embed: { callbacks: null },
   retries: 2, rootId: 'r', parentId: 'p', group: 'g', eta: Date.UTC(2026, 0, 1), expires: null,
-  timeLimitMs: 1500, hardTimeLimitMs: 30_000, priority: 5, origin: 'host', traceparent: '00-abc-def-01', extra: { tenant: 'acme' },
+  timeLimitMs: 1500, hardTimeLimitMs: 30_000, priority: 5, origin: 'host', traceparent: '00-abc-def-01', extra: { tenant: 'acme' }, sentAt: 1_700_000_000_000,
 };
 
 describe('message model', () => {
