@@ -21,7 +21,7 @@ export function isApp(value: unknown): value is App {
 
 /**
  * Import the module at `path` (relative to `cwd`) and return the app it exports: its default export,
- * or a named export `app`.
+ * or a named export `app` (for CommonJS, `module.exports = app` or `module.exports = { app }`).
  *
  * @throws UsageError when the file does not exist; CliError when it fails to load or exports no app.
  */
@@ -51,6 +51,11 @@ export async function loadApp(path: string, cwd: string = process.cwd()): Promis
   }
   if (isApp(mod['default'])) return mod['default'];
   if (isApp(mod['app'])) return mod['app'];
+  // A CommonJS module's `module.exports = { app }` arrives as the default export.
+  const cjs = mod['default'];
+  if (typeof cjs === 'object' && cjs !== null && isApp((cjs as Record<string, unknown>)['app'])) {
+    return (cjs as Record<string, unknown>)['app'] as App;
+  }
   const names = Object.keys(mod);
   throw new CliError(
     `the app module ${path} exports no app: export it as the default export or as \`app\`` +

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExitCode } from './cli-error.js';
+import { exportUrls } from './env.js';
 import { printErr, printOut } from './output.js';
 import { onShutdownSignals, signalExitCode } from './signals.js';
 import { isSupervisorMessage, type WorkerCommandOptions } from './worker-command.js';
@@ -22,11 +23,12 @@ interface Slot {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** The command line of a supervised worker: the same options, one process, the slot number. */
+/**
+ * The command line of a supervised worker: the same options, one process, the slot number. The URLs
+ * travel in the environment (see env.ts), not in arguments every `ps` shows.
+ */
 export function childArgs(opts: WorkerCommandOptions, slot: number): string[] {
   const args = ['worker', '--app', resolve(opts.app)];
-  if (opts.broker !== undefined) args.push('--broker', opts.broker);
-  if (opts.resultBackend !== undefined) args.push('--result-backend', opts.resultBackend);
   if (opts.queues !== undefined) args.push('--queues', opts.queues.join(','));
   if (opts.concurrency !== undefined) args.push('--concurrency', String(opts.concurrency));
   if (opts.prefetchMultiplier !== undefined) args.push('--prefetch-multiplier', String(opts.prefetchMultiplier));
@@ -161,6 +163,7 @@ export function runSupervisor(opts: WorkerCommandOptions): Promise<number> {
     },
   });
 
+  exportUrls(opts);
   printOut(`${tag}: starting ${opts.processes} worker processes`);
   for (const s of slots) spawn(s);
   return done.finally(disposeSignals);

@@ -1,7 +1,7 @@
 import type { App } from '../app.js';
 import { CeleriacError, ErrorCode } from '../errors.js';
 import type { Worker, WorkerOptions } from '../worker.js';
-import { CliError, ExitCode, UsageError, describeError } from './cli-error.js';
+import { CliError, ExitCode, UsageError, describeError, redactText } from './cli-error.js';
 import { exportUrls } from './env.js';
 import { loadApp } from './load-app.js';
 import { printErr, printOut } from './output.js';
@@ -95,7 +95,7 @@ export async function runWorker(opts: WorkerCommandOptions): Promise<number> {
     exportUrls(opts);
     app = await loadApp(opts.app);
     const worker = createWorker(app, opts);
-    detach.push(...watchEvents(app, tag, opts.verbose));
+    detach.push(...watchEvents(app, tag, opts.verbose, () => ready));
 
     const outcome = await Promise.race([
       startWithin(worker, opts.connectTimeoutMs).then(() => 'started' as const),
@@ -170,13 +170,18 @@ async function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Failures and broker trouble are always printed; with `verbose`, every task event. */
-function watchEvents(app: App, tag: string, verbose: boolean): (() => void)[] {
+/**
+ * Failures and broker trouble are always printed; with `verbose`, every task event. Broker errors
+ * before the worker is ready are not: a failed start is reported once, as the error line.
+ */
+function watchEvents(app: App, tag: string, verbose: boolean, isReady: () => boolean): (() => void)[] {
   const offs = [
     app.on('task:failed', (e) =>
-      printErr(`${tag}: task ${e.name} ${e.taskId} failed: ${e.error.code ?? e.error.name}: ${e.error.message}`),
+      printErr(`${tag}: task ${e.name} ${e.taskId} failed: ${e.error.code ?? e.error.name}: ${redactText(e.error.message)}`),
     ),
-    app.on('broker:error', (e) => printErr(`${tag}: broker error: ${e.error.message}`)),
+    app.on('broker:error', (e) => {
+      if (isReady() || verbose) printErr(`${tag}: broker error: ${redactText(e.error.message)}`);
+    }),
     app.on('broker:reconnected', (e) => printOut(`${tag}: reconnected to the ${e.broker} broker`)),
   ];
   if (verbose) {
@@ -186,7 +191,7 @@ function watchEvents(app: App, tag: string, verbose: boolean): (() => void)[] {
       app.on('task:retried', (e) =>
         printOut(`${tag}: task ${e.name} ${e.taskId} retry ${e.retries + 1} in ${e.delayMs} ms: ${e.error.message}`),
       ),
-      app.on('task:dead-lettered', (e) => printErr(`${tag}: task ${e.taskId} dead-lettered: ${e.reason}`)),
+      app.on('task:dead-lettered', (e) => printErr(`${tag}: task ${e.taskId} dead-lettered: ${redactText(e.reason)}`)),
     );
   }
   return offs;
