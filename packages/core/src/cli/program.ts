@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { redactUrl } from '../logger.js';
 import { benchCommand } from './bench-command.js';
+import { runBeat, type BeatCommandOptions } from './beat-command.js';
 import { ExitCode, UsageError, describeError, describeStack, exitCodeOf } from './cli-error.js';
 import { printErr } from './output.js';
 import { dlqListCommand, dlqPurgeCommand, dlqRedriveCommand, purgeCommand } from './queue-commands.js';
@@ -153,6 +154,19 @@ export function createProgram(outcome: Outcome): Command {
     checkUrl(opts.broker, '--broker');
     await dlqPurgeCommand(queue, opts);
   });
+
+  program
+    .command('beat')
+    .description('send the periodic tasks the app module exports as `schedules`; run several for failover')
+    .requiredOption('-A, --app <path>', 'module that exports the app and `schedules`, relative to the current directory')
+    .option('-b, --broker <url>', 'broker URL, exported as BROKER_URL / CELERIAC_BROKER_URL for the app module')
+    .option('--result-backend <url>', 'result backend URL (holds the leader lease and tick records)')
+    .option('--lease-ms <ms>', 'leader lease; a dead leader is replaced within this', intAtLeast(30), 10_000)
+    .action(async (opts: BeatCommandOptions) => {
+      checkUrl(opts.broker, '--broker');
+      checkUrl(opts.resultBackend, '--result-backend');
+      outcome.code = await runBeat(opts);
+    });
 
   program
     .command('bench')
