@@ -32,8 +32,8 @@ class Hist {
 }
 
 export interface MetricsOptions {
-  /** Queues whose depths are reported. @default the app's default queue */
-  queues?: readonly string[];
+  /** Queues whose depths are reported: a list, or a function read at each refresh. @default the app's default queue */
+  queues?: readonly string[] | (() => readonly string[]);
   /** A worker missing heartbeats this long is counted offline. @default 3 × 2 s heartbeat + 1 s */
   offlineAfterMs?: number;
 }
@@ -49,7 +49,7 @@ export class MetricsCollector {
   private readonly runtime = new Map<string, Hist>();
   private readonly wait = new Map<string, Hist>();
   private readonly workers = new Map<string, { lastSeen: number; online: boolean }>();
-  private readonly queues: readonly string[];
+  private readonly queues: () => readonly string[];
   private readonly offlineAfterMs: number;
   private lastStats = new Map<string, QueueStats>();
   private readonly otelTasks: Counter;
@@ -61,7 +61,8 @@ export class MetricsCollector {
     private readonly app: App,
     opts: MetricsOptions = {},
   ) {
-    this.queues = opts.queues ?? [app.defaultQueue];
+    const q = opts.queues ?? [app.defaultQueue];
+    this.queues = typeof q === 'function' ? q : () => q;
     this.offlineAfterMs = opts.offlineAfterMs ?? 7_000;
     const meter = otel.getMeter('@celeriac/core');
     this.otelTasks = meter.createCounter('celeriac.tasks', { description: 'Task events by state and task name' });
@@ -115,8 +116,10 @@ export class MetricsCollector {
       hist(this.wait, e.name).observe(s);
       this.otelWait.record(s, { task: e.name });
     }
-    if (e.type === 'worker:ready' || e.type === 'worker:heartbeat') this.workers.set(e.workerId, { lastSeen: e.at, online: true });
-    if (e.type === 'worker:offline') this.workers.set(e.workerId, { lastSeen: e.at, online: false });
+    // Judged on this process's clock at arrival, so a sender with a skewed clock is not miscounted.
+    const now = this.app.clock.now();
+    if (e.type === 'worker:ready' || e.type === 'worker:heartbeat') this.workers.set(e.workerId, { lastSeen: now, online: true });
+    if (e.type === 'worker:offline') this.workers.set(e.workerId, { lastSeen: now, online: false });
   }
 
   workersOnline(): number {
@@ -140,7 +143,7 @@ export class MetricsCollector {
   async refreshQueues(broker?: Broker): Promise<void> {
     const b = broker ?? (await this.app.getBroker());
     const next = new Map<string, QueueStats>();
-    for (const q of this.queues) next.set(q, await b.stats(q));
+    for (const q of this.queues()) next.set(q, await b.stats(q));
     this.lastStats = next;
   }
 

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { redactUrl } from '../logger.js';
 import { benchCommand } from './bench-command.js';
+import { dashboardCommand } from './dashboard-command.js';
 import { runBeat, type BeatCommandOptions } from './beat-command.js';
+import { inspectQueues, inspectTask, inspectWorkers } from './inspect-command.js';
 import { ExitCode, UsageError, describeError, describeStack, exitCodeOf } from './cli-error.js';
 import { printErr } from './output.js';
 import { dlqListCommand, dlqPurgeCommand, dlqRedriveCommand, purgeCommand } from './queue-commands.js';
@@ -109,6 +111,8 @@ export function createProgram(outcome: Outcome): Command {
     .option('--shutdown-timeout-ms <ms>', 'how long running tasks may take to finish on shutdown', intAtLeast(0), 30_000)
     .option('--connect-timeout-ms <ms>', 'how long the worker may take to connect at start', intAtLeast(1), 30_000)
     .option('-v, --verbose', 'print every task event and the stacks of errors', false)
+    .option('-E, --events', 'publish task events for dashboards and monitors (heartbeats are always sent)', false)
+    .addOption(new Option('--pool <kind>', "'threads' runs handlers in worker threads so hard time limits are enforced").choices(['async', 'threads']))
     .addOption(new Option('--internal-supervised <slot>').hideHelp().argParser(intAtLeast(0)))
     .addHelpText('after', WORKER_HELP)
     .action(async (opts: WorkerCommandOptions) => {
@@ -155,6 +159,33 @@ export function createProgram(outcome: Outcome): Command {
     await dlqPurgeCommand(queue, opts);
   });
 
+  const inspect = program.command('inspect').description('look at queues, workers and tasks');
+  addSourceOptions(
+    inspect.command('queues').description('depths of queues: ready, delayed, in flight, dead').argument('[queues...]', 'queue names (default: default)'),
+  ).action(async (queues: string[], opts: { app?: string; broker?: string; json: boolean }) => {
+    checkUrl(opts.broker, '--broker');
+    await inspectQueues(queues, opts);
+  });
+  addSourceOptions(
+    inspect
+      .command('workers')
+      .description('workers heard over the broker (heartbeats every 2 s)')
+      .option('--wait-ms <ms>', 'how long to listen', intAtLeast(1), 3_000),
+  ).action(async (opts: { app?: string; broker?: string; json: boolean; waitMs: number }) => {
+    checkUrl(opts.broker, '--broker');
+    await inspectWorkers(opts);
+  });
+  addSourceOptions(
+    inspect
+      .command('task')
+      .description("a task's state, result or error, from the app's result backend")
+      .argument('<id>', 'task id')
+      .option('--result-backend <url>', 'result backend URL, exported as RESULT_BACKEND_URL for the app module'),
+  ).action(async (id: string, opts: { app?: string; broker?: string; resultBackend?: string; json: boolean }) => {
+    checkUrl(opts.resultBackend, '--result-backend');
+    await inspectTask(id, opts);
+  });
+
   program
     .command('beat')
     .description('send the periodic tasks the app module exports as `schedules`; run several for failover')
@@ -166,6 +197,18 @@ export function createProgram(outcome: Outcome): Command {
       checkUrl(opts.broker, '--broker');
       checkUrl(opts.resultBackend, '--result-backend');
       outcome.code = await runBeat(opts);
+    });
+
+  program
+    .command('dashboard')
+    .description('serve the live web dashboard and /metrics (needs the package @celeriac/dashboard); arguments go to it as they are')
+    .argument('[args...]', 'arguments for the dashboard; `celeriac dashboard --help` shows them')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .passThroughOptions()
+    .action(async (args: string[]) => {
+      outcome.code = await dashboardCommand(args);
     });
 
   program

@@ -18,7 +18,7 @@ export interface BrokerSource {
  * Run `fn` with a connected broker, then close it. With `--app` it is the app's own broker
  * (`app.getBroker()`, so the module decides the URL and options); otherwise one resolved from the URL.
  */
-async function withBroker<T>(src: BrokerSource, fn: (broker: GuardedBroker) => Promise<T>): Promise<T> {
+export async function withBroker<T>(src: BrokerSource, fn: (broker: GuardedBroker) => Promise<T>): Promise<T> {
   if (src.app !== undefined) {
     exportUrls(src);
     const app = await loadApp(src.app);
@@ -49,7 +49,7 @@ async function withBroker<T>(src: BrokerSource, fn: (broker: GuardedBroker) => P
   }
 }
 
-function emit(json: boolean, value: unknown, text: string | (() => string[])): void {
+export function emit(json: boolean, value: unknown, text: string | (() => string[])): void {
   if (json) printOut(JSON.stringify(value));
   else if (typeof text === 'string') printOut(text);
   else for (const line of text()) printOut(line);

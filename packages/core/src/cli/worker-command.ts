@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { App } from '../app.js';
 import { CeleriacError, ErrorCode } from '../errors.js';
 import type { Worker, WorkerOptions } from '../worker.js';
@@ -29,6 +30,10 @@ export interface WorkerCommandOptions {
   connectTimeoutMs: number;
   /** Print every task event and the stacks of errors. @default false */
   verbose: boolean;
+  /** Publish task events for dashboards and monitors (Celery's -E). @default false */
+  events?: boolean;
+  /** 'threads' enforces hard time limits. @default 'async' */
+  pool?: 'async' | 'threads';
   /** Set by the supervisor on the processes it forks: the worker's slot number. */
   internalSupervised?: number;
 }
@@ -134,6 +139,11 @@ function createWorker(app: App, opts: WorkerCommandOptions): Worker {
   if (opts.queues !== undefined) wo.queues = opts.queues;
   if (opts.concurrency !== undefined) wo.concurrency = opts.concurrency;
   if (opts.prefetchMultiplier !== undefined) wo.prefetchMultiplier = opts.prefetchMultiplier;
+  if (opts.events === true) wo.sendEvents = true;
+  if (opts.pool !== undefined) {
+    wo.pool = opts.pool;
+    if (opts.pool === 'threads') wo.appModule = resolve(opts.app);
+  }
   try {
     return app.worker(wo);
   } catch (err) {
