@@ -9,7 +9,8 @@ import { guardBroker, type GuardedBroker } from './guard.js';
 import { newId } from './ids.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createMemoryResultBackend } from './memory-backend.js';
-import { encodeTask, type Embed, type TaskMessage } from './message.js';
+import type { Embed, TaskMessage } from './message.js';
+import { CELERY_PROTOCOL, celeriacCodec, celeriacProtocol, type Codec, type Protocol } from './protocol.js';
 import { Signature, type PartialSignature } from './canvas.js';
 import { Beat, type BeatOptions } from './beat.js';
 import { resolveBroker, resolveResultBackend } from './resolve.js';
@@ -89,6 +90,11 @@ export interface AppOptions {
   maxDeliveries?: number;
   /** Defaults for every task's options. */
   taskDefaults?: TaskOptions;
+  /**
+   * The wire protocol. 'celery' reads and writes Celery 5's task protocol v2 exactly as Celery puts it
+   * on the wire (package `@celeriac/celery`), on queue `celery` by default. @default 'celeriac'
+   */
+  protocol?: 'celeriac' | 'celery' | Protocol;
   /** @default silent */
   logger?: Logger;
   /** Time source (tests pass a fake clock). */
@@ -158,6 +164,10 @@ export class App implements ResultSource {
   readonly tasks = new Map<string, AnyTask>();
   private readonly opts: AppOptions;
   private readonly route: ((name: string) => string | undefined) | undefined;
+  /** The wire protocol; 'celery' is loaded on first connect. */
+  protocol: Protocol = celeriacProtocol;
+  codec: Codec = celeriacCodec;
+  private protocolPromise: Promise<Protocol> | undefined;
   private brokerPromise: Promise<GuardedBroker> | undefined;
   private brokerValue: GuardedBroker | undefined;
   private backendPromise: Promise<ResultBackend | undefined> | undefined;
@@ -175,7 +185,12 @@ export class App implements ResultSource {
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
     this.events = new Emitter(this.logger);
-    this.defaultQueue = opts.defaultQueue ?? 'default';
+    const proto = opts.protocol;
+    this.defaultQueue = opts.defaultQueue ?? (proto === 'celery' ? 'celery' : typeof proto === 'object' ? proto.defaultQueue : 'default');
+    if (typeof proto === 'object') {
+      this.protocol = proto;
+      this.codec = proto.codec;
+    }
     this.resultExpiresMs = opts.resultExpiresMs ?? 86_400_000;
     this.maxDeliveries = opts.maxDeliveries ?? 10;
     this.serializer = serializerFor(opts.serializer ?? 'json');
@@ -243,9 +258,11 @@ export class App implements ResultSource {
     if (this.brokerPromise === undefined) {
       if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'app is closed'));
       this.brokerPromise = (async () => {
+        const proto = await this.loadProtocol();
+        const ctx = { clock: this.clock, logger: this.logger };
         const raw =
           typeof this.opts.broker === 'string'
-            ? await resolveBroker(this.opts.broker, { clock: this.clock, logger: this.logger })
+            ? ((await proto.resolveBroker?.(this.opts.broker, ctx)) ?? (await resolveBroker(this.opts.broker, ctx)))
             : this.opts.broker;
         const guarded = guardBroker(raw, {
           clock: this.clock,
@@ -266,6 +283,29 @@ export class App implements ResultSource {
     return this.brokerPromise;
   }
 
+  /** Load the protocol named in the options (once). */
+  loadProtocol(): Promise<Protocol> {
+    this.protocolPromise ??= (async () => {
+      if (this.opts.protocol === 'celery') {
+        let mod: Record<string, unknown>;
+        try {
+          mod = (await import(CELERY_PROTOCOL.pkg)) as Record<string, unknown>;
+        } catch (err) {
+          throw new CeleriacError(ErrorCode.MODULE_MISSING, `protocol 'celery' needs the package ${CELERY_PROTOCOL.pkg}: npm install ${CELERY_PROTOCOL.pkg}`, { cause: err });
+        }
+        const proto = mod[CELERY_PROTOCOL.export] as Protocol | undefined;
+        if (proto?.codec === undefined) throw new CeleriacError(ErrorCode.MODULE_MISSING, `${CELERY_PROTOCOL.pkg} does not export ${CELERY_PROTOCOL.export}`);
+        this.protocol = proto;
+        this.codec = proto.codec;
+      }
+      return this.protocol;
+    })();
+    this.protocolPromise.catch(() => {
+      this.protocolPromise = undefined;
+    });
+    return this.protocolPromise;
+  }
+
   /** The result backend, or undefined when none is configured. */
   getResultBackend(): Promise<ResultBackend | undefined> {
     if (this.backendValue !== null) return Promise.resolve(this.backendValue);
@@ -279,7 +319,9 @@ export class App implements ResultSource {
             (typeof this.opts.broker === 'object' && this.opts.broker.name === 'memory');
           backend = isMemory ? createMemoryResultBackend({ clock: this.clock }) : undefined;
         } else if (typeof rb === 'string') {
-          backend = await resolveResultBackend(rb, { clock: this.clock, logger: this.logger });
+          const proto = await this.loadProtocol();
+          const ctx = { clock: this.clock, logger: this.logger };
+          backend = (await proto.resolveResultBackend?.(rb, ctx)) ?? (await resolveResultBackend(rb, ctx));
         } else backend = rb;
         this.backendValue = backend;
         return backend;
@@ -364,7 +406,7 @@ export class App implements ResultSource {
   encode(msg: TaskMessage, taskOpts: TaskOptions): OutgoingMessage {
     const serializer = taskOpts.serializer === undefined ? this.serializer : serializerFor(taskOpts.serializer);
     const gzip = (taskOpts.compression ?? this.opts.compression ?? 'none') === 'gzip';
-    return encodeTask(msg, serializer, gzip);
+    return this.codec.encode(msg, serializer, gzip);
   }
 
   private async send<R>(name: string, args: readonly unknown[], opts: ApplyOptions, taskOpts: TaskOptions): Promise<AsyncResult<R>> {

@@ -64,3 +64,5 @@ export type { RemoteEvent } from './monitor.js';
 export { createMetrics, MetricsCollector } from './metrics.js';
 export type { MetricsOptions } from './metrics.js';
 export { tracingActive } from './tracing.js';
+export { celeriacCodec, celeriacProtocol } from './protocol.js';
+export type { Codec, Protocol } from './protocol.js';

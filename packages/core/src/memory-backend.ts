@@ -171,6 +171,11 @@ export class MemoryResultBackend implements ResultBackend {
     return Promise.resolve();
   }
 
+  listRevoked(): Promise<string[]> {
+    const now = this.clock.now();
+    return Promise.resolve([...this.revoked].filter(([, e]) => e.expiresAt > now).map(([id]) => id));
+  }
+
   isRevoked(taskId: string): Promise<boolean> {
     return Promise.resolve(this.live(this.revoked, taskId) === true);
   }

@@ -69,19 +69,23 @@ function str(value: HeaderValue | undefined): string | null {
 export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = false): OutgoingMessage {
   const headers: Headers = {};
   for (const k in msg.extra) if (!RESERVED.has(k)) headers[k] = msg.extra[k]!;
+  // Only what is set: fewer headers are cheaper on every transport. Absent means null when decoded;
+  // the Celery codec writes the full protocol v2 set.
   headers['lang'] = 'js';
   headers['task'] = msg.task;
   headers['id'] = msg.id;
-  headers['root_id'] = msg.rootId;
-  headers['parent_id'] = msg.parentId;
-  headers['group'] = msg.group;
-  headers['retries'] = msg.retries;
-  headers['eta'] = iso(msg.eta);
-  headers['expires'] = iso(msg.expires);
-  // Celery's [hard, soft] in seconds.
+  if (msg.rootId !== null && msg.rootId !== msg.id) headers['root_id'] = msg.rootId;
+  if (msg.parentId !== null) headers['parent_id'] = msg.parentId;
+  if (msg.group !== null) headers['group'] = msg.group;
+  if (msg.retries !== 0) headers['retries'] = msg.retries;
+  if (msg.eta !== null) headers['eta'] = iso(msg.eta);
+  if (msg.expires !== null) headers['expires'] = iso(msg.expires);
   const hard = msg.hardTimeLimitMs ?? null;
-  headers['timelimit'] = [hard === null ? null : hard / 1000, msg.timeLimitMs === null ? null : msg.timeLimitMs / 1000];
-  headers['origin'] = msg.origin;
+  if (hard !== null || msg.timeLimitMs !== null) {
+    // Celery's [hard, soft] in seconds.
+    headers['timelimit'] = [hard === null ? null : hard / 1000, msg.timeLimitMs === null ? null : msg.timeLimitMs / 1000];
+  }
+  if (msg.origin !== null) headers['origin'] = msg.origin;
   if (msg.priority !== null) headers['priority'] = msg.priority;
   if (msg.traceparent !== null) headers['traceparent'] = msg.traceparent;
   if (msg.sentAt !== undefined && msg.sentAt !== null) headers['sent_at'] = msg.sentAt;
@@ -90,8 +94,6 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   if (gzip) {
     body = compress(body);
     headers['content-encoding'] = GZIP;
-  } else {
-    headers['content-encoding'] = serializer.name === 'json' ? 'utf-8' : 'binary';
   }
   return { id: newId(), body, headers };
 }
@@ -136,7 +138,7 @@ export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept:
     kwargs: kwargs !== null && typeof kwargs === 'object' ? (kwargs as Record<string, unknown>) : {},
     embed: embed !== null && typeof embed === 'object' ? (embed as Embed) : {},
     retries: typeof retries === 'number' ? retries : 0,
-    rootId: str(h['root_id']),
+    rootId: str(h['root_id']) ?? id,
     parentId: str(h['parent_id']),
     group: str(h['group']),
     eta: parseIso(h['eta']),

@@ -66,6 +66,11 @@ export interface ResultBackend {
   releaseLease?(name: string, holder: string): Promise<boolean>;
   revoke?(taskId: string, ttlMs: number): Promise<void>;
   isRevoked?(taskId: string): Promise<boolean>;
+  /**
+   * Every task id revoked and not yet expired. A worker that subscribed to revoke broadcasts and then
+   * listed the set needs no per-task `isRevoked` round trip.
+   */
+  listRevoked?(): Promise<string[]>;
   /** Token bucket of `limit` tokens refilled over `windowMs`, shared by every client of the backend. */
   takeTokens?(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }>;
   /** Idempotent. */

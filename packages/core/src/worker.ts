@@ -11,7 +11,7 @@ import { CeleriacError, ErrorCode, isCeleriacError, serializeError, Unrecoverabl
 import type { TaskEventBase } from './events.js';
 import type { GuardedBroker } from './guard.js';
 import { newId } from './ids.js';
-import { decodeTask, type TaskMessage } from './message.js';
+import type { TaskMessage } from './message.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import { backoffDelayMs, matchesAny } from './retry.js';
 
@@ -165,7 +165,10 @@ export class Worker {
   private readonly buffer: Held[] = [];
   private bufferHead = 0;
   private readonly running = new Set<Running>();
-  private readonly revoked = new Set<string>();
+  /** Revoked task ids this worker knows of, with when it may forget them. */
+  private readonly revoked = new Map<string, number>();
+  /** True while `revoked` is complete: subscribed to revoke broadcasts, then listed the backend's set. */
+  private revokedComplete = false;
   private readonly pumps: Promise<void>[] = [];
   private unsubscribeControl: (() => Promise<void>) | undefined;
   private publisher: EventPublisher | undefined;
@@ -241,6 +244,8 @@ export class Worker {
         for (const name of TASK_EVENTS) this.unlisten.push(this.app.events.on(name, (e) => void (mine(e) && pub.push(name, e as never))));
       }
     }
+    await this.loadRevoked();
+    this.unlisten.push(this.app.events.on('broker:reconnected', () => void this.loadRevoked()));
     // Split the prefetch budget so the total never exceeds it and no queue starves another.
     const n = this.queues.length;
     this.queues.forEach((q, i) => {
@@ -274,6 +279,25 @@ export class Worker {
     }, every);
   }
 
+  /**
+   * List the backend's revocation set after subscribing to revoke broadcasts: from then on the local
+   * set is complete and no task needs a backend round trip. Done again after a reconnect, since
+   * broadcasts sent while disconnected are lost; until it completes, tasks are checked one by one.
+   */
+  private async loadRevoked(): Promise<void> {
+    this.revokedComplete = false;
+    const backend = this.backend;
+    if (backend?.listRevoked === undefined || this.unsubscribeControl === undefined) return;
+    try {
+      const ids = await backend.listRevoked();
+      const until = this.app.clock.now() + this.app.resultExpiresMs;
+      for (const id of ids) this.revoked.set(id, until);
+      this.revokedComplete = true;
+    } catch (err) {
+      this.app.logger.warn('could not list revoked tasks; checking each task instead', { error: String(err) });
+    }
+  }
+
   private onControl(body: Uint8Array): void {
     let msg: ControlMessage;
     try {
@@ -282,7 +306,9 @@ export class Worker {
       return;
     }
     if (msg.type !== 'revoke' || typeof msg.taskId !== 'string') return;
-    this.revoked.add(msg.taskId);
+    const now = this.app.clock.now();
+    this.revoked.set(msg.taskId, now + this.app.resultExpiresMs);
+    if (this.revoked.size % 1024 === 0) for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
     for (const r of this.running) {
       if (r.taskId === msg.taskId) r.abort(new CeleriacError(ErrorCode.REVOKED, `task ${msg.taskId} was revoked`));
     }
@@ -318,7 +344,13 @@ export class Worker {
     const r = new Running(d, queue);
     this.running.add(r);
     this.process(r)
-      .catch((err: unknown) => this.app.logger.error('unexpected worker error', { error: String(err) }))
+      .catch(async (err: unknown) => {
+        // A failure outside the handler (the result backend or broker unreachable past its retries):
+        // give the delivery back, or the guard would renew its lease forever and it would never run again.
+        this.app.logger.error('unexpected worker error; the delivery is requeued', { error: String(err) });
+        this.app.events.emit('broker:error', { error: serializeError(err) });
+        await this.settle(d.nack({ requeue: true, delayMs: 1_000 }));
+      })
       .finally(() => {
         this.running.delete(r);
         this.processed++;
@@ -347,7 +379,7 @@ export class Worker {
     const d = r.delivery;
     let msg: TaskMessage;
     try {
-      msg = decodeTask(d, this.app.accept);
+      msg = this.app.codec.decode(d, this.app.accept);
     } catch (err) {
       const id = typeof d.headers['id'] === 'string' ? d.headers['id'] : null;
       await this.deadLetter(d, r.queue, null, err, id === null ? null : { id, task: stringOrNull(d.headers['task']) });
@@ -385,7 +417,10 @@ export class Worker {
       await this.finishRevoked(d, msg, base, 'expired');
       return;
     }
-    if (this.revoked.has(msg.id) || (this.backend?.isRevoked !== undefined && (await this.backend.isRevoked(msg.id)))) {
+    if (
+      this.revoked.has(msg.id) ||
+      (!this.revokedComplete && this.backend?.isRevoked !== undefined && (await this.backend.isRevoked(msg.id)))
+    ) {
       await this.finishRevoked(d, msg, base, 'revoked');
       return;
     }

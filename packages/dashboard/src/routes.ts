@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodeTask, type App, type DeadLetter, type GuardedBroker, type MetricsCollector } from '@celeriac/core';
+import { type App, type DeadLetter, type GuardedBroker, type MetricsCollector } from '@celeriac/core';
 import { HttpError, readJsonObject, sendJson, sendText } from './http.js';
 import { clip } from './repr.js';
 import { taskFromBackend, type DashboardState, type RateSeries, type TaskView, type WorkerView } from './state.js';
@@ -248,18 +248,22 @@ function markRedriven(ctx: RouteContext, queue: string, taskIds: Set<string> | u
 
 function deadLetterView(app: App, d: DeadLetter): DeadLetterView {
   let args: string | null = null;
+  let retries: number | null;
   try {
-    args = clip(JSON.stringify(decodeTask(d, app.accept).args) ?? 'null', 500);
+    const msg = app.codec.decode(d, app.accept);
+    args = clip(JSON.stringify(msg.args) ?? 'null', 500);
+    retries = msg.retries; // an absent header means 0
   } catch {
     // undecodable (that may be why it is dead): show the headers only
+    const r = d.headers['retries'];
+    retries = typeof r === 'number' ? r : null;
   }
-  const retries = d.headers['retries'];
   return {
     id: d.id,
     taskId: typeof d.headers['id'] === 'string' ? d.headers['id'] : null,
     task: typeof d.headers['task'] === 'string' ? d.headers['task'] : null,
     args,
-    retries: typeof retries === 'number' ? retries : null,
+    retries,
     reason: clip(d.reason, 2_000),
     deadAt: d.deadAt,
   };

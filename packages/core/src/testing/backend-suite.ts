@@ -183,8 +183,15 @@ export function resultBackendSuite(api: SuiteApi, name: string, env: BackendSuit
       assertEqual(await b.isRevoked!(id), false, 'before revoke');
       await a.revoke!(id, 1000);
       assertEqual(await b.isRevoked!(id), true, 'after revoke, seen by another client');
+      if (b.listRevoked !== undefined) {
+        const other = newId();
+        await a.revoke!(other, 60_000);
+        const listed = await b.listRevoked();
+        if (!listed.includes(id) || !listed.includes(other)) fail(`listRevoked misses a revoked id: ${JSON.stringify(listed)}`);
+      }
       await env.sleep(1000 + env.slackMs + 100);
       assertEqual(await b.isRevoked!(id), false, 'after the ttl');
+      if (b.listRevoked !== undefined && (await b.listRevoked()).includes(id)) fail('listRevoked lists an expired revocation');
     });
 
     test('token buckets allow `limit` per window across clients — or are absent', async (open) => {

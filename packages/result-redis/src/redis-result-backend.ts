@@ -1,0 +1,338 @@
+import {
+  CeleriacError,
+  ErrorCode,
+  READY_STATES,
+  silentLogger,
+  wrapError,
+  type FactoryContext,
+  type Logger,
+  type ResultBackend,
+  type ResultBackendCapabilities,
+  type ResultMeta,
+  type UrlOptions,
+  type WaitOptions,
+} from '@celeriac/core';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { decodeMeta, encodeMeta, ttlArg } from './codec.js';
+import { resolveOptions, type RedisResultBackendOptions, type ResolvedResultBackendOptions } from './options.js';
+import { Coalescer } from './coalescer.js';
+import { defineScripts, type RedisClient, type Scripts, type SetItem } from './scripts.js';
+import { Subscriptions } from './subscriptions.js';
+
+/** Constructor options of {@link RedisResultBackend}. */
+export interface RedisResultBackendConfig extends RedisResultBackendOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://…`. @default 'redis://127.0.0.1:6379' */
+  url?: string | URL;
+  /** Extra ioredis options for both connections. */
+  redis?: RedisOptions;
+  /** @default silent */
+  logger?: Logger;
+}
+
+type ClientOptions = Omit<RedisOptions, 'replyMapping'>;
+
+/**
+ * Results, counters, leases, revocations and token buckets in Redis.
+ *
+ * - `set` is one script: a stored SUCCESS is never overwritten; the key expires after `ttlMs`; a
+ *   ready state (SUCCESS, FAILURE, REVOKED) is PUBLISHed on the task's channel.
+ * - `wait` subscribes to the task's channel on the backend's one subscriber connection, then reads
+ *   the key (so a result stored in between is not missed). No polling; the subscription is dropped
+ *   when the last wait for that id settles.
+ * - Commands of one turn of the event loop are pipelined (see `autoPipelining`).
+ *
+ * Two connections per backend: commands, and the shared subscriber (opened on the first `wait`).
+ */
+export class RedisResultBackend implements ResultBackend {
+  readonly name = 'redis';
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  readonly options: ResolvedResultBackendOptions;
+  private readonly url: URL;
+  private readonly redisOptions: RedisOptions;
+  private readonly logger: Logger;
+  private readonly main: RedisClient;
+  private readonly scripts: Scripts;
+  private subscriber: RedisClient | undefined;
+  private subs: Subscriptions | undefined;
+  private readonly waiters = new Set<(err: Error) => void>();
+  private closing: Promise<void> | undefined;
+  private subscriberWasReady = false;
+  /** Results stored in one turn of the event loop: one script call (one per key on a cluster). */
+  private readonly writer: Coalescer<SetItem, number>;
+  /** Keys read in one turn of the event loop: one MGET (one GET per key on a cluster). */
+  private readonly reader: Coalescer<string, string | null>;
+
+  constructor(config: RedisResultBackendConfig = {}) {
+    const { url, redis, logger, ...opts } = config;
+    this.options = resolveOptions(opts);
+    this.url = new URL(url ?? 'redis://127.0.0.1:6379');
+    this.redisOptions = redis ?? {};
+    this.logger = logger ?? silentLogger;
+    this.main = this.newClient({ enableAutoPipelining: this.options.autoPipelining, connectionName: 'celeriac-results' });
+    this.main.on('error', (err: unknown) => this.logger.warn('redis result backend error', { error: String(err) }));
+    this.scripts = defineScripts(this.main);
+    if (this.options.cluster) {
+      // Keys of one batch live in different slots: send them one by one (auto-pipelined per node).
+      this.writer = new Coalescer((items) => Promise.all(items.map(async (it) => (await this.scripts.setResults([it]))[0] ?? 0)), 1000);
+      this.reader = new Coalescer((keys) => Promise.all(keys.map((k) => this.main.get(k))), 1000);
+    } else {
+      this.writer = new Coalescer((items) => this.scripts.setResults(items), 500);
+      this.reader = new Coalescer((keys) => this.main.mget(keys), 1000);
+    }
+  }
+
+  private newClient(extra: ClientOptions): RedisClient {
+    const base: ClientOptions = {
+      lazyConnect: true,
+      connectTimeout: this.options.connectTimeoutMs,
+      maxRetriesPerRequest: this.options.maxRetriesPerRequest,
+      ...(this.redisOptions as ClientOptions),
+      ...extra,
+    };
+    if (this.options.cluster) {
+      const redisOptions: ClientOptions = { ...base };
+      if (this.url.username !== '') redisOptions.username = decodeURIComponent(this.url.username);
+      if (this.url.password !== '') redisOptions.password = decodeURIComponent(this.url.password);
+      if (this.url.protocol === 'rediss:') redisOptions.tls ??= {};
+      const port = this.url.port === '' ? 6379 : Number(this.url.port);
+      return new Cluster([{ host: this.url.hostname, port }], {
+        lazyConnect: true,
+        redisOptions,
+        enableAutoPipelining: base.enableAutoPipelining ?? false,
+      });
+    }
+    const u = new URL(this.url.href);
+    u.search = '';
+    u.hash = '';
+    return new Redis(u.href, base as RedisOptions & { replyMapping?: 'legacy' });
+  }
+
+  private key(kind: string, id: string): string {
+    return `${this.options.prefix}:${kind}:${id}`;
+  }
+
+  /** The channel a task's ready state is published on (the same name as its key). */
+  private channel(taskId: string): string {
+    return this.key('result', taskId);
+  }
+
+  private check(): void {
+    if (this.closing !== undefined) throw new CeleriacError(ErrorCode.CLOSED, 'result backend is closed');
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    this.check();
+    try {
+      return await fn();
+    } catch (err) {
+      return rejectWrapped(err);
+    }
+  }
+
+  // set, get and isRevoked are on every task's path: plain promise chains, no extra async frames.
+
+  set(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): Promise<void> {
+    let json: string;
+    try {
+      this.check();
+      json = encodeMeta(meta);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const channel = READY_STATES.has(meta.state) ? this.channel(taskId) : '';
+    return this.writer.add({ key: this.key('result', taskId), json, ttlMs: ttlArg(opts.ttlMs), channel }).then(noop, rejectWrapped);
+  }
+
+  get(taskId: string): Promise<ResultMeta | undefined> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.reader.add(this.key('result', taskId)).then((json) => (json === null ? undefined : decodeMeta(json)), rejectWrapped);
+  }
+
+  wait(taskId: string, opts: WaitOptions): Promise<ResultMeta> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const signal = opts.signal;
+    if (signal?.aborted === true) {
+      return Promise.reject(new CeleriacError(ErrorCode.ABORTED, `wait for ${taskId} aborted`, { cause: signal.reason }));
+    }
+    const subs = this.subscriptions();
+    return new Promise<ResultMeta>((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(fail);
+        sub.remove();
+        fn();
+      };
+      const fail = (err: Error) => finish(() => reject(err));
+      const onAbort = () =>
+        fail(new CeleriacError(ErrorCode.ABORTED, `wait for ${taskId} aborted`, { cause: signal?.reason }));
+      const onReady = (meta: ResultMeta | undefined) => {
+        if (meta !== undefined && READY_STATES.has(meta.state)) finish(() => resolve(meta));
+      };
+      const sub = subs.add(this.channel(taskId), (message) => {
+        try {
+          onReady(decodeMeta(message));
+        } catch (err) {
+          fail(err as Error);
+        }
+      });
+      this.waiters.add(fail);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (Number.isFinite(opts.timeoutMs)) {
+        timer = setTimeout(
+          () => fail(new CeleriacError(ErrorCode.TIMEOUT, `no result for task ${taskId} within ${opts.timeoutMs} ms`)),
+          Math.max(0, opts.timeoutMs),
+        );
+      }
+      // Subscribed first, then read: a result stored in between is seen one way or the other.
+      sub.subscribed
+        .then(() => (settled ? undefined : this.get(taskId)))
+        .then(onReady, (err: unknown) => fail(wrapError(err, ErrorCode.CONNECTION, undefined, true)));
+    });
+  }
+
+  private subscriptions(): Subscriptions {
+    if (this.subs === undefined) {
+      const sub = this.newClient({ connectionName: 'celeriac-results-subscriber' });
+      sub.on('error', (err: unknown) => this.logger.warn('redis result subscriber error', { error: String(err) }));
+      // Publishes made while the subscriber was reconnecting are lost: re-read what is waited for.
+      sub.on('ready', () => {
+        if (this.subscriberWasReady) this.recheck();
+        this.subscriberWasReady = true;
+      });
+      this.subscriber = sub;
+      this.subs = new Subscriptions(sub);
+    }
+    return this.subs;
+  }
+
+  private recheck(): void {
+    const subs = this.subs;
+    if (subs === undefined) return;
+    for (const channel of subs.channels()) {
+      this.main
+        .get(channel)
+        .then((json) => {
+          if (json !== null) subs.dispatch(channel, json);
+        })
+        .catch(() => undefined);
+    }
+  }
+
+  delete(taskId: string): Promise<void> {
+    return this.run(async () => {
+      await this.main.del(this.key('result', taskId));
+    });
+  }
+
+  incr(key: string, by: number, opts: { ttlMs: number }): Promise<number> {
+    if (!Number.isInteger(by)) return Promise.reject(new RangeError(`by must be an integer, got ${String(by)}`));
+    return this.run(() => this.scripts.incr(this.key('counter', key), by, ttlArg(opts.ttlMs)));
+  }
+
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.run(async () => (await this.main.set(this.key('lease', name), holder, 'PX', ttlArg(ttlMs) || 1, 'NX')) === 'OK');
+  }
+
+  renewLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.run(async () => (await this.scripts.renewLease(this.key('lease', name), holder, ttlArg(ttlMs) || 1)) === 1);
+  }
+
+  releaseLease(name: string, holder: string): Promise<boolean> {
+    return this.run(async () => (await this.scripts.releaseLease(this.key('lease', name), holder)) === 1);
+  }
+
+  revoke(taskId: string, ttlMs: number): Promise<void> {
+    return this.run(async () => {
+      const ttl = ttlArg(ttlMs);
+      if (ttl > 0) await this.main.set(this.key('revoked', taskId), '1', 'PX', ttl);
+      else await this.main.set(this.key('revoked', taskId), '1');
+      // An index (score = expiry) so a worker can list the whole set once at start.
+      await this.main.zadd(this.key('revoked-index', 'all'), ttl > 0 ? Date.now() + ttl : '+inf', taskId);
+    });
+  }
+
+  listRevoked(): Promise<string[]> {
+    return this.run(async () => {
+      const index = this.key('revoked-index', 'all');
+      const now = Date.now();
+      await this.main.zremrangebyscore(index, '-inf', `(${now}`);
+      return this.main.zrangebyscore(index, now, '+inf');
+    });
+  }
+
+  isRevoked(taskId: string): Promise<boolean> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.reader.add(this.key('revoked', taskId)).then((v) => v !== null, rejectWrapped);
+  }
+
+  takeTokens(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }> {
+    if (!Number.isInteger(limit) || limit < 1) return Promise.reject(new RangeError(`limit must be an integer >= 1, got ${String(limit)}`));
+    if (!Number.isFinite(windowMs) || windowMs <= 0) return Promise.reject(new RangeError(`windowMs must be > 0, got ${String(windowMs)}`));
+    return this.run(async () => {
+      const [ok, retry] = await this.scripts.takeTokens(this.key('bucket', bucket), limit, Math.ceil(windowMs));
+      return { ok: ok === 1, retryInMs: ok === 1 ? 0 : retry };
+    });
+  }
+
+  /** Idempotent. Pending waits reject with ERR_CLOSED; both connections are closed. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    await Promise.all([this.writer.drain(), this.reader.drain()]);
+    const err = new CeleriacError(ErrorCode.CLOSED, 'result backend closed while waiting');
+    for (const fail of [...this.waiters]) fail(err);
+    this.subs?.clear(err);
+    await Promise.all([this.main, this.subscriber].filter((c): c is RedisClient => c !== undefined).map(quit));
+  }
+}
+
+function noop(): void {
+  // resolves set() with undefined
+}
+
+/** Driver failures become a retryable ERR_CONNECTION; celeriac and argument errors pass through. */
+function rejectWrapped(err: unknown): never {
+  if (err instanceof CeleriacError || err instanceof TypeError || err instanceof RangeError) throw err;
+  throw wrapError(err, ErrorCode.CONNECTION, undefined, true);
+}
+
+async function quit(c: RedisClient): Promise<void> {
+  try {
+    if (c.status === 'ready') await c.quit();
+  } catch {
+    // disconnect below
+  }
+  c.disconnect();
+}
+
+/** The factory core's URL table calls for `redis://` and `rediss://` result backend URLs. */
+export function createRedisResultBackend(url: URL, options: UrlOptions, context: FactoryContext = {}): RedisResultBackend {
+  const opts: UrlOptions = { ...options };
+  const rawPrefix = url.searchParams.get('prefix');
+  if (rawPrefix !== null) opts['prefix'] = rawPrefix;
+  return new RedisResultBackend({
+    ...(resolveOptions(opts) as RedisResultBackendOptions),
+    url,
+    ...(context.logger === undefined ? {} : { logger: context.logger }),
+  });
+}

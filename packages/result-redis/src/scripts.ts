@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+
+/** Number of keys of each script; null: given per call (set-result takes one key per result). */
+const SCRIPTS = {
+  'set-result': null,
+  incr: 1,
+  'renew-lease': 1,
+  'release-lease': 1,
+  'take-tokens': 1,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+
+let sources: Map<ScriptName, string> | undefined;
+
+function loadSources(): Map<ScriptName, string> {
+  if (sources === undefined) {
+    const m = new Map<ScriptName, string>();
+    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+      m.set(name, readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8'));
+    }
+    sources = m;
+  }
+  return sources;
+}
+
+function commandName(name: ScriptName): string {
+  return `celeriac_rb_${name.replace(/-/g, '_')}`;
+}
+
+export interface SetItem {
+  key: string;
+  json: string;
+  ttlMs: number;
+  /** '' for states nobody waits on. */
+  channel: string;
+}
+
+export interface Scripts {
+  /** Store results: `items` are [key, json, ttlMs, channel]; returns 1 (stored) or 0 (SUCCESS kept) per item. */
+  setResults(items: readonly SetItem[]): Promise<number[]>;
+  incr(key: string, by: number, ttlMs: number): Promise<number>;
+  renewLease(key: string, holder: string, ttlMs: number): Promise<number>;
+  releaseLease(key: string, holder: string): Promise<number>;
+  takeTokens(key: string, limit: number, windowMs: number): Promise<[number, number]>;
+}
+
+/** Define the scripts on a connection (EVALSHA, EVAL on NOSCRIPT) and return typed callers. */
+export function defineScripts(client: RedisClient): Scripts {
+  for (const [name, lua] of loadSources()) {
+    const keys = SCRIPTS[name];
+    client.defineCommand(commandName(name), keys === null ? { lua } : { numberOfKeys: keys, lua });
+  }
+  const c = client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
+  const call =
+    <R>(name: ScriptName) =>
+    (...args: (string | number)[]): Promise<R> =>
+      c[commandName(name)]!.call(client, ...args) as Promise<R>;
+  return {
+    setResults: (items) => {
+      const args: (string | number)[] = [items.length];
+      for (const it of items) args.push(it.key);
+      for (const it of items) args.push(it.json, it.ttlMs, it.channel);
+      return call<number[]>('set-result')(...args);
+    },
+    incr: call('incr'),
+    renewLease: call('renew-lease'),
+    releaseLease: call('release-lease'),
+    takeTokens: call('take-tokens'),
+  };
+}

@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+/** A connection the broker runs scripts on: a single node or a cluster. */
+export type RedisClient = Redis | Cluster;
+
+type Arg = string | number | Buffer;
+type ScriptFn<R> = (...args: Arg[]) => Promise<R>;
+
+/** The scripts under `lua/`, with their number of keys. */
+const SCRIPTS = {
+  publish: 14,
+  claim: 15,
+  ack: 2,
+  extend: 1,
+  nack: 16,
+  purge: 12,
+  stats: 13,
+  'dead-list': 3,
+  'dead-redrive': 13,
+  'dead-purge': 3,
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+let sources: Map<ScriptName, string> | undefined;
+
+/** Read the scripts once per process; they ship next to dist/ and src/ in `lua/`. */
+function loadSources(): Map<ScriptName, string> {
+  if (sources === undefined) {
+    const m = new Map<ScriptName, string>();
+    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+      m.set(name, readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8'));
+    }
+    sources = m;
+  }
+  return sources;
+}
+
+function commandName(name: ScriptName): string {
+  return `celeriac_${name.replace(/-/g, '_')}`;
+}
+
+/** Define every script on a connection (ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT). */
+export function defineScripts(client: RedisClient): void {
+  for (const [name, lua] of loadSources()) {
+    client.defineCommand(commandName(name), { numberOfKeys: SCRIPTS[name], lua });
+  }
+}
+
+/** Typed access to the scripts defined on a connection. */
+export interface Scripts {
+  publish(keys: readonly string[], args: readonly Arg[]): Promise<number>;
+  claim(keys: readonly string[], args: readonly Arg[]): Promise<(number | Buffer)[]>;
+  ack(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  extend(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  nack(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  purge(keys: readonly string[], args: readonly Arg[]): Promise<number>;
+  stats(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  deadList(keys: readonly string[], args: readonly Arg[]): Promise<(number | Buffer | null)[]>;
+  deadRedrive(keys: readonly string[], args: readonly Arg[]): Promise<number>;
+  deadPurge(keys: readonly string[], args: readonly Arg[]): Promise<number>;
+}
+
+export function scriptsOf(client: RedisClient): Scripts {
+  const c = client as unknown as Record<string, ScriptFn<unknown>>;
+  const call =
+    <R>(name: ScriptName, buffers = false) =>
+    (keys: readonly string[], args: readonly Arg[]): Promise<R> => {
+      const fn = c[commandName(name) + (buffers ? 'Buffer' : '')];
+      if (fn === undefined) throw new Error(`script ${name} is not defined on this connection`);
+      return fn.call(client, ...keys, ...args) as Promise<R>;
+    };
+  return {
+    publish: call('publish'),
+    claim: call('claim', true),
+    ack: call('ack'),
+    extend: call('extend'),
+    nack: call('nack'),
+    purge: call('purge'),
+    stats: call('stats'),
+    deadList: call('dead-list', true),
+    deadRedrive: call('dead-redrive'),
+    deadPurge: call('dead-purge'),
+  };
+}

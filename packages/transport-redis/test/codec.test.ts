@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { activeMember, decodePayload, delayArg, encodePayload, parseActiveMember } from '../src/codec.js';
+
+describe('payload codec', () => {
+  it('round-trips headers of every value type and a binary body', () => {
+    const headers = { s: 'ü', n: -1.5, t: true, f: false, nul: null, arr: ['a', 1, [true, null]], empty: [] };
+    const body = new Uint8Array([0, 1, 2, 254, 255]);
+    const out = decodePayload(encodePayload(headers, body));
+    expect(out.headers).toEqual(headers);
+    expect([...out.body]).toEqual([0, 1, 2, 254, 255]);
+  });
+
+  it('round-trips an empty body and empty headers', () => {
+    const out = decodePayload(encodePayload({}, new Uint8Array(0)));
+    expect(out.headers).toEqual({});
+    expect(out.body.byteLength).toBe(0);
+  });
+
+  it('returns the body as a view on the stored bytes, not a copy', () => {
+    const stored = encodePayload({ a: 1 }, new Uint8Array([7, 8, 9]));
+    const { body } = decodePayload(stored);
+    expect(body.buffer).toBe(stored.buffer);
+  });
+
+  it('refuses a truncated payload', () => {
+    const stored = encodePayload({ a: 'long header value' }, new Uint8Array([1]));
+    expect(() => decodePayload(stored.subarray(0, 10))).toThrow(RangeError);
+    expect(() => decodePayload(Buffer.from([0, 0]))).toThrow(RangeError);
+  });
+});
+
+describe('active members', () => {
+  it('round-trip, including ids that contain the separator', () => {
+    const m = activeMember(42, 9, 3, 'a|b|c');
+    expect(m).toBe('42|9|3|a|b|c');
+    expect(parseActiveMember(m)).toEqual({ token: 42, priority: 9, deliveries: 3, id: 'a|b|c' });
+  });
+
+  it('are distinct for two claims of the same message (the token fences a stale holder)', () => {
+    expect(activeMember(1, 0, 1, 'x')).not.toBe(activeMember(2, 0, 2, 'x'));
+  });
+
+  it('reject malformed input', () => {
+    expect(() => parseActiveMember('nope')).toThrow(RangeError);
+  });
+});
+
+describe('delay argument', () => {
+  it('is whole milliseconds, rounded up so a message is never early', () => {
+    expect(delayArg(undefined)).toBe(0);
+    expect(delayArg(0)).toBe(0);
+    expect(delayArg(0.2)).toBe(1);
+    expect(delayArg(1500.5)).toBe(1501);
+    expect(delayArg(14 * 86_400_000)).toBe(1_209_600_000);
+  });
+});
