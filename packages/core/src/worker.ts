@@ -70,6 +70,8 @@ interface Held {
 class Running {
   taskId: string | null = null;
   abandoned = false;
+  /** The handler slot was given back (the handler finished; settling may still be under way). */
+  slotFreed = false;
   private ac: AbortController | undefined;
 
   constructor(
@@ -204,9 +206,13 @@ export class Worker {
     return this.running.size + (this.buffer.length - this.bufferHead);
   }
 
+  /** Handlers running now (at most `concurrency`). */
   get active(): number {
-    return this.running.size;
+    return this.handlers;
   }
+
+  /** Handlers running: a slot is taken at dispatch and given back when the handler settles. */
+  private handlers = 0;
 
   /** Connect, declare the queues and start consuming. Resolves once consuming. */
   start(): Promise<void> {
@@ -271,7 +277,7 @@ export class Worker {
     this.heartbeat = this.app.clock.setTimeout(() => {
       this.app.events.emit('worker:heartbeat', {
         ...this.workerBase(),
-        active: this.running.size,
+        active: this.handlers,
         processed: this.processed,
         concurrency: this.concurrency,
       });
@@ -336,13 +342,14 @@ export class Worker {
   }
 
   private dispatch(d: Delivery, queue: string): void {
-    if (this.running.size < this.concurrency) this.run(d, queue);
+    if (this.handlers < this.concurrency) this.run(d, queue);
     else this.buffer.push({ delivery: d, queue });
   }
 
   private run(d: Delivery, queue: string): void {
     const r = new Running(d, queue);
     this.running.add(r);
+    this.handlers++;
     this.process(r)
       .catch(async (err: unknown) => {
         // A failure outside the handler (the result backend or broker unreachable past its retries):
@@ -354,12 +361,24 @@ export class Worker {
       .finally(() => {
         this.running.delete(r);
         this.processed++;
-        this.next();
+        if (!r.slotFreed) this.freeSlot(r);
+        else if (this.running.size === 0) this.next();
       });
   }
 
+  /**
+   * Give the handler slot back as soon as the handler settled: storing the result and acking go on
+   * while the next handler runs, bounded by the prefetch (the delivery stays unacked until then).
+   */
+  private freeSlot(r: Running): void {
+    if (r.slotFreed) return;
+    r.slotFreed = true;
+    this.handlers--;
+    this.next();
+  }
+
   private next(): void {
-    while (this.running.size < this.concurrency && this.bufferHead < this.buffer.length && this.closing === undefined) {
+    while (this.handlers < this.concurrency && this.bufferHead < this.buffer.length && this.closing === undefined) {
       const h = this.buffer[this.bufferHead]!;
       this.buffer[this.bufferHead++] = undefined as unknown as Held;
       if (this.bufferHead > 256 && this.bufferHead * 2 > this.buffer.length) {
@@ -515,6 +534,7 @@ export class Worker {
     }
     if (r.abandoned) return undefined; // shutdown gave the delivery back already
     const runtimeMs = clock.now() - started;
+    this.freeSlot(r);
 
     if (ok) {
       if (store) {

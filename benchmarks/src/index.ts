@@ -1,0 +1,17 @@
+export { runBenchCli, progressLine } from './run-bench-cli.js';
+export type { BenchIo } from './run-bench-cli.js';
+export { percentile, summarizeLatencies, ratePerSec, formatRatio, formatRate, formatMs, formatBytes } from './stats.js';
+export type { LatencySummary } from './stats.js';
+export { planRows, payloadTasks, latencyTasks, newPrefix, PAYLOAD_SIZES } from './plan.js';
+export type { BenchConfig } from './plan.js';
+export { renderTable, renderRatios, systemLabel, scenarioLabel } from './table.js';
+export { renderChart, escapeXml } from './chart.js';
+export { benchHandler, windowed, Limiter, PayloadRefused } from './driver.js';
+export type { BenchTask, Driver, ConsumerHooks, Probe } from './driver.js';
+export { runScenario } from './scenario.js';
+export type { Measurement, ProgressSink } from './scenario.js';
+export { createDriver } from './drivers.js';
+export { celeriacBrokerUrl } from './driver-celeriac.js';
+export { serverUrl, isAnswering, serverVersion, machineInfo } from './servers.js';
+export { SCENARIOS, TRANSPORTS } from './record.js';
+export type { BenchRecord, BenchReport, RowSpec, RowStatus, Scenario, System, Transport, ServerKind, MachineInfo, EnqueueMode } from './record.js';

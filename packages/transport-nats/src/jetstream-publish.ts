@@ -1,0 +1,127 @@
+import { CeleriacError, ErrorCode } from '@celeriac/core';
+import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, type MsgHdrs } from '@nats-io/transport-node';
+import { TransientRequestError, type Requester } from './requester.js';
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** JetStream's answer to a publish. */
+export interface PubAck {
+  stream: string;
+  seq: number;
+  duplicate: boolean;
+}
+
+/** A request that may succeed when sent again: no answer in time, a disconnect, JetStream not (yet) answering. */
+export function isTransient(err: unknown): boolean {
+  return (
+    err instanceof TransientRequestError ||
+    err instanceof TimeoutError ||
+    err instanceof NoRespondersError ||
+    (err instanceof RequestError && (err.isNoResponders() || err.cause instanceof TimeoutError))
+  );
+}
+
+/** Run `fn` again on a transient failure, with a growing pause (about 9 s in all by default: a cluster leader election), up to `attempts` times in all. */
+export async function withRetry<T>(fn: () => Promise<T>, attempts = 8, stop?: () => boolean): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= attempts || stop?.() === true || !isTransient(err)) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+    }
+  }
+}
+
+/** The error part of a JetStream API answer. */
+export interface ApiError {
+  code: number;
+  err_code?: number;
+  description?: string;
+}
+
+/** JetStream's "wrong last sequence": a compare-and-set lost the race. */
+export const WRONG_LAST_SEQUENCE = 10071;
+
+/**
+ * Publish to a stream once and return its answer: the PubAck, or the API error (a failed expectation
+ * such as `Nats-Expected-Last-Subject-Sequence` is an answer, not an exception).
+ */
+export async function jsPublishOnce(
+  requester: Requester,
+  subject: string,
+  data: Uint8Array,
+  hdrs: Readonly<Record<string, string>>,
+): Promise<{ ack: PubAck } | { error: ApiError }> {
+  const h: MsgHdrs = natsHeaders();
+  for (const k in hdrs) h.set(k, hdrs[k]!);
+  const reply = await requester.request(subject, data, h);
+  let answer: { stream?: string; seq?: number; duplicate?: boolean; error?: ApiError };
+  try {
+    answer = JSON.parse(decoder.decode(reply.data)) as typeof answer;
+  } catch (err) {
+    throw new CeleriacError(ErrorCode.CONNECTION, `unreadable JetStream publish acknowledgement on ${subject}`, { cause: err });
+  }
+  if (answer.error !== undefined) return { error: answer.error };
+  return { ack: { stream: answer.stream ?? '', seq: answer.seq ?? 0, duplicate: answer.duplicate === true } };
+}
+
+/**
+ * Publish to a stream and resolve once the server stored it (its PubAck). Requests go through the
+ * requester and the outbox: concurrent calls leave back to back and their acks arrive asynchronously,
+ * so many publishes in flight cost one round trip, not one each. A transient failure is retried with
+ * the same `Nats-Msg-Id`, so a publish that was stored but not acknowledged is not stored twice.
+ */
+export async function jsPublish(
+  requester: Requester,
+  subject: string,
+  data: Uint8Array,
+  msgId: string,
+  extra?: Readonly<Record<string, string>>,
+): Promise<PubAck> {
+  const hdrs = extra === undefined ? { 'Nats-Msg-Id': msgId } : { ...extra, 'Nats-Msg-Id': msgId };
+  const r = await withRetry(() => jsPublishOnce(requester, subject, data, hdrs));
+  if ('error' in r) {
+    const e = r.error;
+    throw new CeleriacError(ErrorCode.CONNECTION, `JetStream refused a publish on ${subject}: ${e.description ?? 'unknown error'} (${e.err_code ?? e.code})`, {
+      retryable: e.code >= 500,
+    });
+  }
+  return r.ack;
+}
+
+/** Acknowledgement verbs of a JetStream delivery, published to its reply subject. */
+export const ACK = encoder.encode('+ACK');
+export const NAK = encoder.encode('-NAK');
+export const WPI = encoder.encode('+WPI');
+export function nakDelay(ms: number): Uint8Array {
+  return encoder.encode(`-NAK ${JSON.stringify({ delay: Math.max(1, Math.round(ms)) * 1_000_000 })}`);
+}
+
+/** What a JetStream delivery's reply subject says about it. */
+export interface AckInfo {
+  stream: string;
+  /** Times this message was delivered, 1 on the first. */
+  delivered: number;
+  streamSeq: number;
+  /** Epoch nanoseconds at which the message was stored, as a string (too big for a double). */
+  timestampNs: string;
+}
+
+/**
+ * Parse `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` and the newer form with a
+ * domain and an account hash before the stream (12 or more tokens).
+ */
+export function parseAckSubject(reply: string): AckInfo | undefined {
+  const t = reply.split('.');
+  if (t[0] !== '$JS' || t[1] !== 'ACK') return undefined;
+  const base = t.length === 9 ? 2 : t.length >= 12 ? 4 : -1;
+  if (base < 0) return undefined;
+  return {
+    stream: t[base]!,
+    delivered: Number(t[base + 2]),
+    streamSeq: Number(t[base + 3]),
+    timestampNs: t[base + 5]!,
+  };
+}

@@ -1,0 +1,159 @@
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+
+/** A pull request the server still holds open. */
+interface PullRequest {
+  readonly id: number;
+  readonly sub: Subscription;
+  /** Messages it may still deliver. */
+  remaining: number;
+  /** When the server lets it expire (epoch ms). */
+  readonly expiresAt: number;
+  /** Last sign of life: a message or an idle heartbeat (epoch ms). */
+  lastSeen: number;
+}
+
+export interface PullerOptions {
+  nc: NatsConnection;
+  stream: string;
+  consumer: string;
+  /** How long the server holds a pull request open. */
+  expiresMs: number;
+  /** Idle heartbeat the server sends on an open request; two missed ones drop it. */
+  heartbeatMs: number;
+  /** A JetStream message (it has a `$JS.ACK` reply subject), and the id of the request it answers. */
+  onMessage(msg: Msg, requestId: number): void;
+  /**
+   * A request ended (`requestId`, or undefined when several were dropped at once); the owner may pull
+   * again. `failure` is set when it ended in an error status.
+   */
+  onEnded(requestId: number | undefined, failure?: { code: number; description: string }): void;
+}
+
+/**
+ * Pull requests on one durable consumer, with exact accounting of what is still owed.
+ *
+ * Each request has its own reply subscription, so every message and every status (408 expired, 409
+ * limits, 404 nothing for a no-wait request, 100 heartbeat) is attributed to the request it answers,
+ * and `outstanding` is the exact number of messages the server may still push at us — which is what
+ * lets the owner keep `held + outstanding <= prefetch`. Unsubscribing a reply subject cancels its
+ * request: the server drops pull requests whose reply subject lost its interest. A request that goes
+ * silent (server restart, lost connection) is dropped after two missed heartbeats or its expiry.
+ */
+export class Puller {
+  private readonly inbox = createInbox();
+  private readonly api: string;
+  private readonly requests = new Map<number, PullRequest>();
+  private readonly timer: NodeJS.Timeout;
+  private seq = 0;
+  private closed = false;
+  /** Messages the server may still deliver on open requests. */
+  outstanding = 0;
+
+  constructor(private readonly o: PullerOptions) {
+    this.api = `$JS.API.CONSUMER.MSG.NEXT.${o.stream}.${o.consumer}`;
+    this.timer = setInterval(() => this.sweep(), o.heartbeatMs);
+  }
+
+  /** Whether the request with this id is still open. */
+  isOpen(id: number): boolean {
+    return this.requests.has(id);
+  }
+
+  /**
+   * Ask the server for up to `batch` messages (no-wait: answer at once, with what there is).
+   * Returns the request's id, or undefined if nothing was asked.
+   */
+  request(batch: number, noWait = false): number | undefined {
+    if (this.closed || batch < 1) return undefined;
+    const id = ++this.seq;
+    const now = Date.now();
+    const expiresMs = noWait ? Math.min(this.o.expiresMs, 5_000) : this.o.expiresMs;
+    const subject = `${this.inbox}.${id}`;
+    let sub: Subscription;
+    try {
+      sub = this.o.nc.subscribe(subject, { callback: (_err, msg) => this.onMsg(req, msg) });
+    } catch {
+      return undefined; // closed or draining connection
+    }
+    const req: PullRequest = { id, sub, remaining: batch, expiresAt: now + expiresMs, lastSeen: now };
+    this.requests.set(id, req);
+    this.outstanding += batch;
+    // A no-wait request must not carry `expires`: with one, the server waits for it when the consumer is empty.
+    const body: Record<string, unknown> = noWait
+      ? { batch, no_wait: true }
+      : { batch, expires: expiresMs * 1_000_000, idle_heartbeat: this.o.heartbeatMs * 1_000_000 };
+    try {
+      this.o.nc.publish(this.api, JSON.stringify(body), { reply: subject });
+    } catch {
+      this.end(req);
+      return undefined;
+    }
+    return id;
+  }
+
+  /** Forget every open request (after a reconnect the server may have lost them). */
+  reset(): void {
+    for (const r of [...this.requests.values()]) this.end(r);
+  }
+
+  /**
+   * Cancel every request and stop. Resolves once the server confirmed the cancellations: a message it
+   * sent before it saw them still reaches `onMessage` (the owner gives it back), instead of being
+   * dropped on the floor and redelivered only after AckWait.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    const open = [...this.requests.values()];
+    for (const r of open) this.end(r, true);
+    await Promise.all(open.map((r) => r.sub.drain().catch(() => undefined)));
+  }
+
+  private end(r: PullRequest, drain = false): boolean {
+    if (!this.requests.delete(r.id)) return false;
+    this.outstanding -= r.remaining;
+    r.remaining = 0;
+    if (!drain) {
+      try {
+        r.sub.unsubscribe();
+      } catch {
+        // connection already closed
+      }
+    }
+    return true;
+  }
+
+  private onMsg(r: PullRequest, msg: Msg): void {
+    const code = msg.headers?.code ?? 0;
+    if (code > 0 && msg.reply?.startsWith('$JS.ACK.') !== true) {
+      if (code === 100) {
+        r.lastSeen = Date.now();
+        return;
+      }
+      if (this.end(r)) {
+        if (code === 404 || code === 408) this.o.onEnded(r.id);
+        else this.o.onEnded(r.id, { code, description: msg.headers?.description ?? '' });
+      }
+      return;
+    }
+    const open = this.requests.has(r.id);
+    if (open) {
+      r.lastSeen = Date.now();
+      r.remaining--;
+      this.outstanding--;
+    }
+    this.o.onMessage(msg, r.id);
+    if (open && r.remaining <= 0 && this.end(r)) this.o.onEnded(r.id);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    let ended = false;
+    for (const r of [...this.requests.values()]) {
+      const silent = now - r.lastSeen > this.o.heartbeatMs * 2 + 1_000;
+      if (silent || now > r.expiresAt + this.o.heartbeatMs) ended = this.end(r) || ended;
+    }
+    if (ended) this.o.onEnded(undefined);
+  }
+}

@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CeleriacError } from '@celeriac/core';
+import { createNatsBroker, createNatsResultBackend } from '../src/index.js';
+import { connectOptions } from '../src/connection.js';
+import { decodeFrame, encodeFrame } from '../src/frame.js';
+import { parseAckSubject } from '../src/jetstream-publish.js';
+import { Names, token } from '../src/names.js';
+import { brokerOptionsFromUrl } from '../src/options.js';
+
+const url = new URL('nats://127.0.0.1:4222');
+
+describe('names', () => {
+  it('passes plain names through and hex-encodes the rest into one token', () => {
+    expect(token('default')).toBe('default');
+    expect(token('mail_2-x')).toBe('mail_2-x');
+    expect(token('email.send')).toBe('=656d61696c2e73656e64');
+    expect(token('a b*>')).not.toMatch(/[.\s*>]/);
+    // an encoded name never equals a plain one
+    expect(token(token('email.send'))).not.toBe(token('email.send'));
+  });
+
+  it('derives every subject and name from the prefix', () => {
+    const n = new Names('app');
+    expect([n.tasksStream, n.delayedStream, n.deadStream]).toEqual(['app_tasks', 'app_delayed', 'app_dead']);
+    expect(n.task('q')).toBe('app.tasks.q');
+    expect(n.task('q', 9)).toBe('app.tasks.q.p9');
+    expect(n.consumer('q', 9)).toBe('q_q=p9');
+    expect(n.taskSubjectFor('app.delayed.q.p3')).toBe('app.tasks.q.p3');
+    expect(n.taskSubjectFor('other.delayed.q')).toBeUndefined();
+    expect(() => new Names('bad.prefix')).toThrow(RangeError);
+  });
+});
+
+describe('frame', () => {
+  it('round-trips the id, typed headers and a binary body', () => {
+    const body = new Uint8Array([0, 1, 255]);
+    const f = decodeFrame(encodeFrame({ i: 'id-1', h: { n: 1, b: true, z: null, a: ['x', [2]] }, n: 3 }, body));
+    expect(f.env).toEqual({ i: 'id-1', h: { n: 1, b: true, z: null, a: ['x', [2]] }, n: 3 });
+    expect([...f.body]).toEqual([0, 1, 255]);
+  });
+
+  it('refuses bytes that are not a celeriac frame with ERR_SERIALIZATION', () => {
+    for (const bad of [new Uint8Array([1, 2, 3]), new TextEncoder().encode('{"json":true}'), encodeFrame({ i: 'x', h: {} }, new Uint8Array()).subarray(0, 8)]) {
+      let caught: unknown;
+      try {
+        decodeFrame(bad);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(CeleriacError);
+      expect((caught as CeleriacError).code).toBe('ERR_SERIALIZATION');
+    }
+  });
+});
+
+describe('ack subjects', () => {
+  it('parses the classic and the domain form', () => {
+    expect(parseAckSubject('$JS.ACK.S.c.3.17.12.1795555727810438183.0')).toEqual({
+      stream: 'S',
+      delivered: 3,
+      streamSeq: 17,
+      timestampNs: '1795555727810438183',
+    });
+    expect(parseAckSubject('$JS.ACK.dom.hash.S.c.2.5.4.1795555727810438183.0.rnd')?.delivered).toBe(2);
+    expect(parseAckSubject('_INBOX.x')).toBeUndefined();
+  });
+});
+
+describe('options', () => {
+  it('reads typed URL options and refuses unknown ones', () => {
+    expect(brokerOptionsFromUrl({ prefix: 'p', visibilityTimeoutMs: 5000, storage: 'memory', replicas: 3, maxAckPending: 10 })).toEqual({
+      prefix: 'p',
+      visibilityTimeoutMs: 5000,
+      storage: 'memory',
+      replicas: 3,
+      maxAckPending: 10,
+    });
+    expect(() => brokerOptionsFromUrl({ visibilityTimeoutMS: 5 })).toThrow(/unknown NATS option/);
+    expect(() => brokerOptionsFromUrl({ storage: 'disk' })).toThrow(RangeError);
+    expect(() => brokerOptionsFromUrl({ replicas: 'three' })).toThrow(RangeError);
+  });
+
+  it('takes credentials and cluster seeds from the URL', () => {
+    const o = connectOptions(new URL('nats://alice:s%40cret@10.0.0.1:4333'), { servers: '10.0.0.2:4222, 10.0.0.3:4222' });
+    expect(o.servers).toEqual(['10.0.0.1:4333', '10.0.0.2:4222', '10.0.0.3:4222']);
+    expect([o.user, o.pass, o.token]).toEqual(['alice', 's@cret', undefined]);
+    expect(connectOptions(new URL('nats://tok@host'), {}).token).toBe('tok');
+  });
+
+  it('validates priorities and numbers at construction', () => {
+    expect(() => createNatsBroker(url, { priorities: 1 })).toThrow(RangeError);
+    expect(() => createNatsBroker(url, { priorities: 11 })).toThrow(RangeError);
+    expect(() => createNatsBroker(url, { visibilityTimeoutMs: 10 })).toThrow(RangeError);
+    expect(createNatsBroker(url, { priorities: 3 }).capabilities.priorities).toBe(3);
+    expect(createNatsBroker(url, { visibilityTimeoutMs: 4500 }).visibilityTimeoutMs).toBe(4500);
+  });
+
+  it('lets one URL serve as broker and result backend', () => {
+    const shared = { prefix: 'p', visibilityTimeoutMs: 5000, resultsMaxAgeMs: 3_600_000 };
+    expect(() => createNatsBroker(url, shared)).not.toThrow();
+    expect(() => createNatsResultBackend(url, shared)).not.toThrow();
+    expect(() => createNatsResultBackend(url, { nope: 1 })).toThrow(/unknown NATS option/);
+  });
+});
+
+describe('README', () => {
+  it("capability table matches the code's capabilities", () => {
+    const plain = createNatsBroker(url, {}).capabilities;
+    const prio = createNatsBroker(url, { priorities: 10 }).capabilities;
+    const backend = createNatsResultBackend(url, {}).capabilities;
+    const rows = (Object.keys(plain) as (keyof typeof plain)[]).map((k) => {
+      const p = k === 'priorities' ? 'N (2–10)' : String(prio[k]);
+      return `| ${k} | ${String(plain[k])} | ${p} |`;
+    });
+    expect(prio.priorities).toBe(10);
+    const table = [
+      '| capability | broker (`priorities=0`, the default) | broker (`priorities=N`) |',
+      '|---|---|---|',
+      ...rows,
+      '',
+      '| capability | result backend |',
+      '|---|---|',
+      ...(Object.keys(backend) as (keyof typeof backend)[]).map((k) => `| ${k} | ${String(backend[k])} |`),
+    ].join('\n');
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const block = /<!-- capabilities:start[^>]*-->\n([\s\S]*?)\n<!-- capabilities:end -->/.exec(readme)?.[1];
+    expect(block).toBe(table);
+  });
+});
