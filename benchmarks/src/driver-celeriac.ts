@@ -23,6 +23,15 @@ export function celeriacBrokerUrl(spec: Pick<RowSpec, 'transport' | 'url' | 'pre
   return url.toString();
 }
 
+/** Register an OpenTelemetry SDK whose spans go nowhere: the cost of tracing itself, without export. */
+async function registerTracingSdk(): Promise<void> {
+  const { context, trace } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { BasicTracerProvider } = await import('@opentelemetry/sdk-trace-base');
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(new BasicTracerProvider());
+}
+
 async function redisResultBackendLoads(): Promise<boolean> {
   try {
     const mod = (await import(REDIS_RESULT_PACKAGE)) as Record<string, unknown>;
@@ -48,6 +57,10 @@ export async function createCeleriacDriver(spec: RowSpec): Promise<Driver> {
     prefetch: spec.concurrency * 4,
   };
   if (spec.transport === 'amqp') options['queueType'] = spec.amqpQueueType;
+  if (spec.tracing === 'sdk') {
+    await registerTracingSdk();
+    options['tracing'] = 'sdk (no exporter)';
+  }
   let resultBackend: string | ResultBackend | undefined;
   if (spec.transport === 'memory') {
     options['results'] = 'memory';

@@ -10,6 +10,8 @@ export interface BenchConfig {
   /** Explicit payload size; otherwise 100 B (and 100 B / 10 KB / 512 KB in the payload scenario). */
   payloadBytes: number | undefined;
   serializers: readonly ('json' | 'msgpack')[];
+  /** celeriac rows without an OpenTelemetry SDK ('off'), with a registered SDK that exports nothing ('sdk'), or both. @default ['off'] */
+  tracing?: readonly ('off' | 'sdk')[];
   peers: { bullmq: boolean; raw: boolean };
   /** Run celeriac's own rows. @default true */
   celeriac: boolean;
@@ -109,7 +111,11 @@ export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, s
         retryBackoffMs: cfg.retryBackoffMs,
         stallTimeoutMs: cfg.stallTimeoutMs,
       });
-      if (cfg.celeriac) for (const s of cfg.serializers) rows.push(base('celeriac', s));
+      if (cfg.celeriac) {
+        for (const s of cfg.serializers) {
+          for (const t of cfg.tracing ?? ['off']) rows.push(t === 'off' ? base('celeriac', s) : { ...base('celeriac', s), tracing: t });
+        }
+      }
       const first = cfg.serializers[0] ?? 'json';
       if (transport === 'redis' && cfg.peers.bullmq) rows.push(base('bullmq', first));
       if (transport !== 'memory' && cfg.peers.raw && v.scenario !== 'retry') rows.push(base('raw', first));

@@ -26,6 +26,8 @@ export interface RowSpec {
   payloadBytes: number;
   /** celeriac only. */
   serializer: 'json' | 'msgpack';
+  /** 'sdk': an OpenTelemetry tracer provider is registered in the row's process (spans made, none exported). */
+  tracing?: 'off' | 'sdk';
   /** Namespace of every queue, key and stream the row creates: lowercase letters and digits. */
   prefix: string;
   /** Server URL (absent for memory). */

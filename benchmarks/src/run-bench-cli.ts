@@ -49,6 +49,7 @@ interface ParsedOptions {
   concurrency: number;
   payloadBytes?: number;
   serializer: ('json' | 'msgpack')[];
+  tracing: ('off' | 'sdk')[];
   peers: ('bullmq' | 'raw' | 'none')[];
   celeriac: boolean;
   rate: number;
@@ -72,6 +73,11 @@ function buildProgram(io: BenchIo): Command {
     .option('--tasks <n>', 'tasks per row (payload and latency rows may run fewer)', intArg(1), 5000)
     .option('--concurrency <c>', 'handlers running at once in the one worker', intArg(1), 50)
     .option('--payload-bytes <b>', 'payload size (default 100; the payload scenario runs 100 B, 10 KB and 512 KB)', intArg(0))
+    .addOption(
+      new Option('--tracing <list>', "celeriac rows without an OpenTelemetry SDK ('off'), with a registered SDK that exports nothing ('sdk'), or off,sdk for the overhead ratio")
+        .argParser(listOf('tracing', ['off', 'sdk'] as const))
+        .default(['off']),
+    )
     .addOption(
       new Option('--serializer <list>', 'celeriac serializer: json, msgpack, or json,msgpack for both')
         .argParser(listOf('serializer', ['json', 'msgpack'] as const))
@@ -134,6 +140,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     concurrency: opts.concurrency,
     payloadBytes: opts.payloadBytes,
     serializers: opts.serializer,
+    tracing: opts.tracing,
     peers: { bullmq: opts.peers.includes('bullmq'), raw: opts.peers.includes('raw') },
     celeriac: opts.celeriac,
     ratePerSec: opts.rate,

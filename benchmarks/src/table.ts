@@ -6,7 +6,8 @@ export function systemLabel(r: Pick<BenchRecord, 'system' | 'transport' | 'optio
   if (r.system === 'bullmq') return 'BullMQ redis';
   if (r.system === 'raw') return `raw ${r.transport}`;
   const s = r.options['serializer'];
-  return typeof s === 'string' ? `celeriac ${r.transport} (${s})` : `celeriac ${r.transport}`;
+  const traced = typeof r.options['tracing'] === 'string' ? ', traced' : '';
+  return typeof s === 'string' ? `celeriac ${r.transport} (${s}${traced})` : `celeriac ${r.transport}${traced}`;
 }
 
 /** `throughput`, `throughput bulk`, `payload 10 KB`. */
