@@ -66,6 +66,7 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
   readonly names: Names;
   readonly levels: number;
   readonly pullExpiresMs: number;
+  readonly pullMaxBytes: number;
   readonly heartbeatMs: number;
   readonly unsettled = new Set<NatsDelivery>();
   readonly outbox = new Outbox();
@@ -104,6 +105,8 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
     this.levels = Math.max(1, priorities);
     this.pullExpiresMs = positiveInt('pullExpiresMs', options.pullExpiresMs ?? 10_000, 1_000);
     this.heartbeatMs = Math.max(500, Math.min(5_000, Math.floor(this.pullExpiresMs / 2)));
+    // A pull never brings more than this, so big messages cannot overrun the client's pending limit.
+    this.pullMaxBytes = Math.max(8 * 1024 * 1024, 2 * (options.maxMessageBytes ?? 1_032_192));
     this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? 10_000);
     positiveInt('replicas', options.replicas ?? 1);
     positiveInt('maxAckPending', options.maxAckPending ?? 20_000);

@@ -20,6 +20,11 @@ export interface PullerOptions {
   expiresMs: number;
   /** Idle heartbeat the server sends on an open request; two missed ones drop it. */
   heartbeatMs: number;
+  /**
+   * Bytes one pull may bring at most, so big messages never overrun the client's pending limit
+   * (a 200-message pull of 512 KB each would). At least twice the largest message.
+   */
+  maxBytes?: number;
   /** A JetStream message (it has a `$JS.ACK` reply subject), and the id of the request it answers. */
   onMessage(msg: Msg, requestId: number): void;
   /**
@@ -82,6 +87,7 @@ export class Puller {
     const body: Record<string, unknown> = noWait
       ? { batch, no_wait: true }
       : { batch, expires: expiresMs * 1_000_000, idle_heartbeat: this.o.heartbeatMs * 1_000_000 };
+    if (this.o.maxBytes !== undefined) body['max_bytes'] = this.o.maxBytes;
     try {
       this.o.nc.publish(this.api, JSON.stringify(body), { reply: subject });
     } catch {
@@ -132,7 +138,9 @@ export class Puller {
         return;
       }
       if (this.end(r)) {
-        if (code === 404 || code === 408) this.o.onEnded(r.id);
+        // 409 "…MaxBytes": the pull's byte budget is spent — a normal end, not a failure.
+        const bytesSpent = code === 409 && /maxbytes/i.test(msg.headers?.description ?? '');
+        if (code === 404 || code === 408 || bytesSpent) this.o.onEnded(r.id);
         else this.o.onEnded(r.id, { code, description: msg.headers?.description ?? '' });
       }
       return;

@@ -19,6 +19,8 @@ export interface ConsumerHost extends Writer {
   readonly levels: number;
   readonly pullExpiresMs: number;
   readonly heartbeatMs: number;
+  /** Bytes one pull may bring at most. */
+  readonly pullMaxBytes: number;
   ensureQueue(queue: string): Promise<void>;
   /** Declare the queue's consumers again (after "consumer deleted" or a lost memory stream). */
   redeclare(queue: string): void;
@@ -180,6 +182,7 @@ export class WorkConsumer implements AsyncIterator<Delivery> {
       consumer: this.host.names.consumer(this.queue, level),
       expiresMs: this.host.pullExpiresMs,
       heartbeatMs: this.host.heartbeatMs,
+      maxBytes: this.host.pullMaxBytes,
       onMessage: (msg, id) => this.onMessage(msg, level, id),
       onEnded: (id, failure) => this.onEnded(level, id, failure),
     });
