@@ -74,7 +74,7 @@ export class MemoryResultBackend implements ResultBackend {
     const current = this.live(this.results, taskId);
     if (current?.state === TaskState.SUCCESS) return Promise.resolve();
     const value = copyMeta(meta);
-    this.results.delete(taskId); // re-insert at the end: Map order stays close to expiry order
+    if (current !== undefined) this.results.delete(taskId); // re-insert at the end: Map order stays close to expiry order
     this.results.set(taskId, { value, expiresAt: this.clock.now() + opts.ttlMs });
     this.sweep();
     if (READY_STATES.has(meta.state)) {
