@@ -277,7 +277,9 @@ export class CanvasRunner {
     const embed: Embed = { ...(extra.embed ?? {}) };
     if (Array.isArray(opts['link'])) embed.callbacks = opts['link'] as SignatureData[];
     if (Array.isArray(opts['linkError'])) embed.errbacks = opts['linkError'] as SignatureData[];
-    return this.app.sendTask(sig.task, args, { ...linkToApply(opts), ...extra, embed });
+    // Keyword arguments of a signature made by Celery (Python) travel on: a Python step after a Node step gets them.
+    const kwargs = sig.kwargs !== undefined && Object.keys(sig.kwargs).length > 0 ? { kwargs: sig.kwargs } : {};
+    return this.app.sendTask(sig.task, args, { ...linkToApply(opts), ...extra, ...kwargs, embed });
   }
 
   /**
