@@ -66,3 +66,4 @@ export type { MetricsOptions } from './metrics.js';
 export { tracingActive } from './tracing.js';
 export { celeriacCodec, celeriacProtocol } from './protocol.js';
 export type { Codec, Protocol } from './protocol.js';
+export { Coalescer } from './coalescer.js';

@@ -11,11 +11,11 @@ import {
   type ResultMeta,
   type UrlOptions,
   type WaitOptions,
+  Coalescer,
 } from '@celeriac/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { decodeMeta, encodeMeta, ttlArg } from './codec.js';
 import { resolveOptions, type RedisResultBackendOptions, type ResolvedResultBackendOptions } from './options.js';
-import { Coalescer } from './coalescer.js';
 import { defineScripts, type RedisClient, type Scripts, type SetItem } from './scripts.js';
 import { Subscriptions } from './subscriptions.js';
 

@@ -1,6 +1,5 @@
-import { CeleriacError, ErrorCode, type OutgoingMessage, type PublishOptions, type QueueStats } from '@celeriac/core';
+import { CeleriacError, Coalescer, ErrorCode, type OutgoingMessage, type PublishOptions, type QueueStats } from '@celeriac/core';
 import { delayArg, encodePayload } from './codec.js';
-import { Coalescer } from './coalescer.js';
 import { queueKeys, type QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';
 

@@ -1,3 +1,6 @@
+/**
+ * Shared by transports and result backends: many calls in one tick become one batch call.
+ */
 interface Pending<T, R> {
   readonly item: T;
   readonly resolve: (r: R) => void;
