@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -7,8 +7,8 @@ import {
   startServerProcess,
   stopServerProcess,
   waitUntilReady,
-  wipe,
   type PrivateServer,
+  managedServer,
   type ServerProcess,
 } from './server-process.js';
 
@@ -74,36 +74,10 @@ async function startOnce(opts: PrivateNatsOptions): Promise<PrivateNatsServer> {
     if (proc === undefined) return;
     await stopServerProcess(proc, o.hard === true ? 'SIGKILL' : 'SIGTERM');
   };
-  let stopping: Promise<void> | undefined;
-
-  try {
-    await up();
-  } catch (err) {
-    await rm(dataDir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    kind: 'nats',
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    monitorPort,
-    dataDir,
-    down,
-    up: async (o = {}) => {
-      if (o.keepData === false) await wipe(dataDir);
-      await up();
-    },
-    restart: async (o = {}) => {
-      await down(o.hard === undefined ? {} : { hard: o.hard });
-      if (o.keepData === false) await wipe(dataDir);
-      await up();
-    },
-    stop: () => {
-      stopping ??= (async () => {
-        await down();
-        await rm(dataDir, { recursive: true, force: true });
-      })();
-      return stopping;
-    },
-  };
+  return managedServer({
+    fields: { kind: 'nats', url: `nats://127.0.0.1:${port}`, port, monitorPort, dataDir },
+    root: dataDir,
+    start: up,
+    down: (hard) => down({ hard }),
+  });
 }

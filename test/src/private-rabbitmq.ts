@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,8 +10,8 @@ import {
   startServerProcess,
   stopServerProcess,
   waitUntilReady,
-  wipe,
   type PrivateServer,
+  managedServer,
   type ServerProcess,
 } from './server-process.js';
 
@@ -115,38 +115,13 @@ async function startOnce(opts: PrivateRabbitMqOptions): Promise<PrivateRabbitMqS
     await ctl('stop').catch(() => p.child.kill('SIGTERM'));
     await stopServerProcess(p, 'SIGTERM', 30_000);
   };
-  let stopping: Promise<void> | undefined;
-
-  try {
-    await up();
-  } catch (err) {
-    if (proc !== undefined) await stopServerProcess(proc, 'SIGKILL');
-    await rm(root, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    kind: 'amqp',
-    url: `amqp://guest:guest@127.0.0.1:${port}`,
-    port,
-    distPort,
-    nodeName,
-    dataDir,
-    down,
-    up: async (o = {}) => {
-      if (o.keepData === false) await wipe(dataDir);
-      await up();
+  return managedServer({
+    fields: { kind: 'amqp', url: `amqp://guest:guest@127.0.0.1:${port}`, port, distPort, nodeName, dataDir },
+    root: root,
+    start: up,
+    down: (hard) => down({ hard }),
+    abort: async () => {
+      if (proc !== undefined) await stopServerProcess(proc, 'SIGKILL');
     },
-    restart: async (o = {}) => {
-      await down(o.hard === undefined ? {} : { hard: o.hard });
-      if (o.keepData === false) await wipe(dataDir);
-      await up();
-    },
-    stop: () => {
-      stopping ??= (async () => {
-        await down();
-        await rm(root, { recursive: true, force: true });
-      })();
-      return stopping;
-    },
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +8,8 @@ import {
   startServerProcess,
   stopServerProcess,
   waitUntilReady,
-  wipe,
   type PrivateServer,
+  managedServer,
   type ServerProcess,
 } from './server-process.js';
 
@@ -101,35 +101,10 @@ async function startOnce(opts: PrivateRedisOptions): Promise<PrivateServer> {
     // SIGTERM: redis fsyncs the AOF and exits; SIGKILL: a crash.
     await stopServerProcess(proc, o.hard === true ? 'SIGKILL' : 'SIGTERM');
   };
-  let stopping: Promise<void> | undefined;
-
-  try {
-    await up();
-  } catch (err) {
-    await rm(dataDir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    kind: 'redis',
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    dataDir,
-    down,
-    up: async (o = {}) => {
-      if (o.keepData === false) await wipe(dataDir);
-      await up();
-    },
-    restart: async (o = {}) => {
-      await down(o.hard === undefined ? {} : { hard: o.hard });
-      if (o.keepData === false) await wipe(dataDir);
-      await up();
-    },
-    stop: () => {
-      stopping ??= (async () => {
-        await down();
-        await rm(dataDir, { recursive: true, force: true });
-      })();
-      return stopping;
-    },
-  };
+  return managedServer({
+    fields: { kind: 'redis', url: `redis://127.0.0.1:${port}`, port, dataDir },
+    root: dataDir,
+    start: up,
+    down: (hard) => down({ hard }),
+  });
 }

@@ -149,3 +149,47 @@ export async function retryOnPortClash<T>(start: () => Promise<T>, attempts = 3)
 export async function wipe(dir: string): Promise<void> {
   for (const entry of await readdir(dir)) await rm(join(dir, entry), { recursive: true, force: true });
 }
+
+/**
+ * The lifecycle every private server shares: start it now, then `down` / `up` / `restart` / `stop`,
+ * keeping or wiping its data directory. `start` spawns the server and waits until it is ready;
+ * `down(hard)` stops it (SIGKILL when hard); `abort` cleans up after a first start that failed.
+ */
+export async function managedServer<X extends object>(o: {
+  fields: Omit<PrivateServer, 'down' | 'up' | 'restart' | 'stop'> & X;
+  /** Removed by `stop()`: the data directory, or the folder that holds it. */
+  root: string;
+  start(): Promise<void>;
+  down(hard: boolean): Promise<void>;
+  abort?(): Promise<void>;
+}): Promise<PrivateServer & X> {
+  try {
+    await o.start();
+  } catch (err) {
+    await o.abort?.();
+    await rm(o.root, { recursive: true, force: true });
+    throw err;
+  }
+  const down = (d: { hard?: boolean } = {}): Promise<void> => o.down(d.hard === true);
+  let stopping: Promise<void> | undefined;
+  return {
+    ...o.fields,
+    down,
+    up: async (u = {}) => {
+      if (u.keepData === false) await wipe(o.fields.dataDir);
+      await o.start();
+    },
+    restart: async (r = {}) => {
+      await down(r.hard === undefined ? {} : { hard: r.hard });
+      if (r.keepData === false) await wipe(o.fields.dataDir);
+      await o.start();
+    },
+    stop: () => {
+      stopping ??= (async () => {
+        await down();
+        await rm(o.root, { recursive: true, force: true });
+      })();
+      return stopping;
+    },
+  };
+}
