@@ -76,7 +76,16 @@ for (const kind of ['redis', 'amqp'] as const) {
         const ok = await app.sendTask('node.ok', [21], { queue });
         const bad = await app.sendTask('node.bad', [], { queue });
         await done;
-        await new Promise((r) => setTimeout(r, 500)); // a couple of heartbeats
+        // Celery's worker-heartbeat is sent on each of the worker's own heartbeats: wait for two of them.
+        await new Promise<void>((resolve) => {
+          let beats = 0;
+          const off = app.on('worker:heartbeat', () => {
+            if (++beats === 2) {
+              off();
+              resolve();
+            }
+          });
+        });
         await worker.close();
         const s = await seen;
         stop();

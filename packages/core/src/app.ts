@@ -129,6 +129,16 @@ export interface AnyTask {
   readonly name: string;
   readonly options: Readonly<TaskOptions>;
   readonly handler: (...args: never[]) => unknown;
+  /** `rateLimit` parsed once at registration. */
+  readonly rate?: { readonly limit: number; readonly windowMs: number };
+}
+
+const RATE_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000 };
+
+function parseRate(rateLimit: string | undefined): AnyTask['rate'] {
+  if (rateLimit === undefined) return undefined;
+  const [n, unit] = rateLimit.split('/') as [string, string];
+  return { limit: Number(n), windowMs: RATE_UNITS[unit]! };
 }
 
 const CONTROL_CHANNEL = 'celeriac.control';
@@ -164,6 +174,7 @@ export class App implements ResultSource {
   readonly tasks = new Map<string, AnyTask>();
   private readonly opts: AppOptions;
   private readonly route: ((name: string) => string | undefined) | undefined;
+  private readonly routed = new Map<string, string>();
   /** The wire protocol; 'celery' is loaded on first connect. */
   protocol: Protocol = celeriacProtocol;
   codec: Codec = celeriacCodec;
@@ -215,7 +226,8 @@ export class App implements ResultSource {
       s: ((...args: unknown[]) => new Signature(this, name, args)) as Task<A, Awaited<R>>['s'],
       si: (...args: A) => new Signature<Awaited<R>>(this, name, args, {}, true),
     };
-    this.tasks.set(name, task as unknown as AnyTask);
+    const rate = parseRate(merged.rateLimit);
+    this.tasks.set(name, (rate === undefined ? task : { ...task, rate }) as unknown as AnyTask);
     return task;
   }
 
@@ -339,7 +351,16 @@ export class App implements ResultSource {
   }
 
   queueFor(name: string, opts: ApplyOptions, taskOpts: TaskOptions): string {
-    return opts.queue ?? taskOpts.queue ?? this.route?.(name) ?? this.defaultQueue;
+    const q = opts.queue ?? taskOpts.queue;
+    if (q !== undefined) return q;
+    if (this.route === undefined) return this.defaultQueue;
+    // Routes are fixed at creation: match each task name once.
+    let routed = this.routed.get(name);
+    if (routed === undefined) {
+      routed = this.route(name) ?? this.defaultQueue;
+      this.routed.set(name, routed);
+    }
+    return routed;
   }
 
   /** Declare each queue once per app, before its first publish or consume. */

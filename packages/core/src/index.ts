@@ -67,3 +67,4 @@ export { tracingActive } from './tracing.js';
 export { celeriacCodec, celeriacProtocol } from './protocol.js';
 export type { Codec, Protocol } from './protocol.js';
 export { Coalescer } from './coalescer.js';
+export { readScriptFiles } from './script-files.js';

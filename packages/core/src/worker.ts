@@ -146,7 +146,6 @@ const TASK_EVENTS = [
   'task:failed', 'task:revoked', 'task:dead-lettered',
 ] as const;
 
-const RATE_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
  * Consumes queues and runs handlers: at most `concurrency` at once and at most
@@ -443,9 +442,8 @@ export class Worker {
       await this.finishRevoked(d, msg, base, 'revoked');
       return;
     }
-    if (task.options.rateLimit !== undefined && this.backend?.takeTokens !== undefined) {
-      const [n, unit] = task.options.rateLimit.split('/') as [string, string];
-      const t = await this.backend.takeTokens(`rate:${task.name}`, Number(n), RATE_UNITS[unit]!);
+    if (task.rate !== undefined && this.backend?.takeTokens !== undefined) {
+      const t = await this.backend.takeTokens(`rate:${task.name}`, task.rate.limit, task.rate.windowMs);
       if (!t.ok) {
         // Over the limit: wait in the broker, not in a prefetch slot, and without counting a delivery.
         await this.republish(d, queue, Math.max(1, t.retryInMs));
@@ -533,14 +531,15 @@ export class Worker {
       if (limitTimer !== undefined) clock.clearTimeout(limitTimer);
     }
     if (r.abandoned) return undefined; // shutdown gave the delivery back already
-    const runtimeMs = clock.now() - started;
+    const finished = clock.now();
+    const runtimeMs = finished - started;
     this.freeSlot(r);
 
     if (ok) {
       if (store) {
         await this.backend!.set(
           msg.id,
-          { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: clock.now() },
+          { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished },
           { ttlMs },
         );
       }
@@ -553,7 +552,7 @@ export class Worker {
     const reason = r.reason;
     if (isCeleriacError(reason, ErrorCode.REVOKED)) {
       // Revoked while running and the handler gave up: REVOKED, never a retry.
-      if (store) await this.backend!.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error: serializeError(reason), dateDone: clock.now() }, { ttlMs });
+      if (store) await this.backend!.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error: serializeError(reason), dateDone: finished }, { ttlMs });
       if (!acked) await this.settle(d.ack());
       if (events.has('task:revoked')) events.emit('task:revoked', { ...base, reason: 'terminated' });
       return serializeError(reason);
@@ -563,7 +562,7 @@ export class Worker {
     const error = serializeError(retry.error);
     if (retry.retry) {
       const delayMs = retry.countdownMs ?? backoffDelayMs(msg.retries, opts, this.opts.random);
-      const next: TaskMessage = { ...msg, retries: msg.retries + 1, eta: delayMs > 0 ? clock.now() + delayMs : null, sentAt: clock.now() };
+      const next: TaskMessage = { ...msg, retries: msg.retries + 1, eta: delayMs > 0 ? finished + delayMs : null, sentAt: finished };
       const queue = base.queue;
       const publishOpts: { delayMs?: number; priority?: number } = {};
       if (delayMs > 0) publishOpts.delayMs = delayMs;
@@ -576,14 +575,13 @@ export class Worker {
       return error;
     }
     if (store) {
-      await this.backend!.set(msg.id, { state: TaskState.FAILURE, error, name: msg.task, retries: msg.retries, dateDone: clock.now() }, { ttlMs });
+      await this.backend!.set(msg.id, { state: TaskState.FAILURE, error, name: msg.task, retries: msg.retries, dateDone: finished }, { ttlMs });
     }
     if (CanvasRunner.hasLinks(msg.embed)) await this.canvas.onFailure(msg, error);
-    if (!acked) await this.settle(d.nack({ requeue: false, reason: `${error.code ?? error.name}: ${error.message}` }));
+    const reasonText = `${error.code ?? error.name}: ${error.message}`;
+    if (!acked) await this.settle(d.nack({ requeue: false, reason: reasonText }));
     events.emit('task:failed', { ...base, error, runtimeMs });
-    if (!acked && events.has('task:dead-lettered')) {
-      events.emit('task:dead-lettered', { ...base, reason: `${error.code ?? error.name}: ${error.message}` });
-    }
+    if (!acked && events.has('task:dead-lettered')) events.emit('task:dead-lettered', { ...base, reason: reasonText });
     return error;
   }
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readScriptFiles } from '@celeriac/core';
 import type { Cluster, Redis } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
@@ -13,17 +13,9 @@ const SCRIPTS = {
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
-let sources: Map<ScriptName, string> | undefined;
-
-function loadSources(): Map<ScriptName, string> {
-  if (sources === undefined) {
-    const m = new Map<ScriptName, string>();
-    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-      m.set(name, readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8'));
-    }
-    sources = m;
-  }
-  return sources;
+/** The scripts, read once per process; they ship in `lua/`, next to `dist/` and `src/`. */
+function loadSources(): ReadonlyMap<ScriptName, string> {
+  return readScriptFiles(new URL('../lua/', import.meta.url), Object.keys(SCRIPTS) as ScriptName[]);
 }
 
 function commandName(name: ScriptName): string {
