@@ -1,4 +1,4 @@
-import { CeleriacError } from '../errors.js';
+import { assertEqual, fail, rejectsWith } from './assert.js';
 import { newId } from '../ids.js';
 import { TaskState, type ResultBackend } from '../result-backend.js';
 import type { SuiteApi } from './broker-suite.js';
@@ -14,23 +14,6 @@ export interface BackendSuiteEnv {
   timeoutMs?: number;
 }
 
-function fail(message: string): never {
-  throw new Error(message);
-}
-function assertEqual<T>(actual: T, expected: T, what: string): void {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  if (a !== e) fail(`${what}: expected ${e}, got ${a}`);
-}
-async function rejectsWith(p: Promise<unknown>, code: string, what: string): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CeleriacError && err.code === code) return;
-    fail(`${what}: expected ${code}, got ${String(err)}`);
-  }
-  fail(`${what}: expected ${code}, but it resolved`);
-}
 
 /**
  * The result-backend conformance suite: DESIGN.md §6 on every backend. Optional operations are

@@ -1,6 +1,6 @@
 import type { Broker, Delivery, Headers, OutgoingMessage } from '../broker.js';
 import type { Clock } from '../clock.js';
-import { CeleriacError } from '../errors.js';
+import { assertEqual, fail, rejectsWith } from './assert.js';
 import { guardBroker, type GuardedBroker } from '../guard.js';
 import { newId } from '../ids.js';
 
@@ -40,25 +40,6 @@ function text(d: Delivery): string {
   return dec.decode(d.body);
 }
 
-function fail(message: string): never {
-  throw new Error(message);
-}
-
-function assertEqual<T>(actual: T, expected: T, what: string): void {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  if (a !== e) fail(`${what}: expected ${e}, got ${a}`);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, what: string): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CeleriacError && err.code === code) return;
-    fail(`${what}: expected ${code}, got ${String(err)}`);
-  }
-  fail(`${what}: expected ${code}, but it resolved`);
-}
 
 /** Collects deliveries of one consumer in the background. */
 class Collector {
