@@ -50,6 +50,24 @@ export interface Delivery {
   nack(opts: NackOptions): Promise<void>;
   /** Renew the lease, so a long task is not delivered again while its worker is alive. */
   extend?(): Promise<void>;
+  /**
+   * Optional: perform `write` (prepared by the result backend), then ack, in one step on the server —
+   * one round trip where storing and acking would take two. Only called when the broker's
+   * `resultWriteTarget` equals the backend's `writeTarget`. The write happens even when the ack is
+   * refused because the lease was lost (ERR_STALE_DELIVERY), exactly as a separate `set` then `ack`.
+   */
+  ackWithResult?(write: PreparedResultWrite): Promise<void>;
+}
+
+/**
+ * A result write that a result backend prepared (`ResultBackend.prepareSet`) for a transport on the
+ * same server to perform together with an ack. `kind` names the operation, agreed between the two
+ * packages and documented where it is defined; `keys` and `args` are its operands.
+ */
+export interface PreparedResultWrite {
+  readonly kind: string;
+  readonly keys: readonly string[];
+  readonly args: readonly (string | number)[];
 }
 
 export interface DeadLetter {
@@ -112,6 +130,12 @@ export interface Broker {
    * Core renews the lease of every delivery it holds (`Delivery.extend`) well within it.
    */
   readonly visibilityTimeoutMs?: number | undefined;
+  /**
+   * Set when deliveries can store a result together with their ack (`Delivery.ackWithResult`): names
+   * the server (and database) they can write to, such as `redis://127.0.0.1:6379/0`. Core combines the
+   * two only when the result backend's `writeTarget` is the same string.
+   */
+  readonly resultWriteTarget?: string | undefined;
   connect(opts?: { signal?: AbortSignal }): Promise<void>;
   /** Idempotent. Unsettled deliveries are given back to the broker (at once, or after the visibility timeout). */
   close(opts?: { drain?: boolean }): Promise<void>;

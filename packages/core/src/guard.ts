@@ -8,6 +8,7 @@ import type {
   Headers,
   NackOptions,
   OutgoingMessage,
+  PreparedResultWrite,
   PublishOptions,
   QueueSpec,
   QueueStats,
@@ -79,10 +80,13 @@ export class GuardedBroker implements Broker {
   readonly name: string;
   readonly capabilities: BrokerCapabilities;
   readonly visibilityTimeoutMs: number | undefined;
+  readonly resultWriteTarget: string | undefined;
   readonly deadLetters: DeadLetters;
   readonly broadcast: Broadcast | undefined;
   private readonly clock: Clock;
-  private readonly unsettled = new Set<GuardedDelivery>();
+  /** Deliveries handed out and not settled: a list linked through the deliveries (no hashing per task). */
+  private head: GuardedDelivery | undefined;
+  private count = 0;
   private renewTimer: TimerHandle | undefined;
   private connecting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -94,6 +98,7 @@ export class GuardedBroker implements Broker {
     this.name = inner.name;
     this.capabilities = inner.capabilities;
     this.visibilityTimeoutMs = inner.visibilityTimeoutMs;
+    this.resultWriteTarget = inner.resultWriteTarget;
     this.clock = opts.clock ?? systemClock;
     const dl = inner.deadLetters;
     this.deadLetters = {
@@ -213,18 +218,25 @@ export class GuardedBroker implements Broker {
 
   /** Deliveries handed out through this guard and not settled yet. */
   get unsettledCount(): number {
-    return this.unsettled.size;
+    return this.count;
   }
 
   private track(d: GuardedDelivery): GuardedDelivery {
-    this.unsettled.add(d);
+    d.next = this.head;
+    if (this.head !== undefined) this.head.prev = d;
+    this.head = d;
+    this.count++;
     if (this.renewTimer === undefined && d.inner.extend !== undefined) this.armRenew();
     return d;
   }
 
   untrack(d: GuardedDelivery): void {
-    this.unsettled.delete(d);
-    if (this.unsettled.size === 0) this.stopRenewing();
+    if (d.prev !== undefined) d.prev.next = d.next;
+    else if (this.head === d) this.head = d.next;
+    else return; // not in the list
+    if (d.next !== undefined) d.next.prev = d.prev;
+    d.prev = d.next = undefined;
+    if (--this.count === 0) this.stopRenewing();
   }
 
   private armRenew(): void {
@@ -232,12 +244,12 @@ export class GuardedBroker implements Broker {
     if (vt === undefined || vt <= 0 || this.closing !== undefined) return;
     this.renewTimer = this.clock.setTimeout(() => {
       this.renewTimer = undefined;
-      for (const d of this.unsettled) {
+      for (let d = this.head; d !== undefined; d = d.next) {
         const ext = d.inner.extend;
         if (ext === undefined) continue;
         ext.call(d.inner).catch((err: unknown) => this.opts.onLeaseLost?.(d, err));
       }
-      if (this.unsettled.size > 0) this.armRenew();
+      if (this.count > 0) this.armRenew();
     }, Math.max(1, Math.floor(vt / 3)));
   }
 
@@ -256,6 +268,9 @@ class GuardedDelivery implements Delivery {
   readonly body: Uint8Array;
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
+  /** Links of the guard's list of unsettled deliveries. */
+  prev: GuardedDelivery | undefined;
+  next: GuardedDelivery | undefined;
   private settled = false;
 
   constructor(
@@ -283,6 +298,18 @@ class GuardedDelivery implements Delivery {
       return Promise.reject(err as Error);
     }
     return this.inner.ack().catch((e: unknown) => Promise.reject(wrap(e)));
+  }
+
+  ackWithResult(write: PreparedResultWrite): Promise<void> {
+    try {
+      if (this.inner.ackWithResult === undefined) {
+        throw new CeleriacError(ErrorCode.UNSUPPORTED, `the ${this.guard.name} broker cannot store a result with its ack`);
+      }
+      this.settle();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.inner.ackWithResult(write).catch((e: unknown) => Promise.reject(wrap(e)));
   }
 
   nack(opts: NackOptions): Promise<void> {

@@ -17,6 +17,7 @@ export type {
   Headers,
   NackOptions,
   OutgoingMessage,
+  PreparedResultWrite,
   PublishOptions,
   QueueSpec,
   QueueStats,

@@ -1,3 +1,4 @@
+import type { PreparedResultWrite } from './broker.js';
 import type { SerializedError } from './errors.js';
 
 export const TaskState = {
@@ -73,6 +74,13 @@ export interface ResultBackend {
   listRevoked?(): Promise<string[]>;
   /** Token bucket of `limit` tokens refilled over `windowMs`, shared by every client of the backend. */
   takeTokens?(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }>;
+  /**
+   * Set when `prepareSet` is available: names the server (and database) the backend writes to, so a
+   * broker on the same one can store a result together with its ack (see `Broker.resultWriteTarget`).
+   */
+  readonly writeTarget?: string | undefined;
+  /** Describe `set(taskId, meta, opts)` as a write a transport can run together with its ack. */
+  prepareSet?(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): PreparedResultWrite;
   /** Idempotent. */
   close(): Promise<void>;
 }

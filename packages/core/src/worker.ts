@@ -160,6 +160,8 @@ export class Worker {
   private readonly opts: WorkerOptions;
   private broker: GuardedBroker | undefined;
   private backend: ResultBackend | undefined;
+  /** The broker can store a result with its ack on the backend's server (`Delivery.ackWithResult`). */
+  private combine = false;
   private canvas!: CanvasRunner;
   private threads: ThreadPool | undefined;
   private readonly consumeAbort = new AbortController();
@@ -224,6 +226,10 @@ export class Worker {
     const broker = await this.app.getBroker();
     this.broker = broker;
     this.backend = await this.app.getResultBackend();
+    this.combine =
+      broker.resultWriteTarget !== undefined &&
+      this.backend?.prepareSet !== undefined &&
+      this.backend.writeTarget === broker.resultWriteTarget;
     this.canvas = new CanvasRunner(this.app, this.backend);
     for (const t of this.app.tasks.values()) {
       if (t.options.rateLimit !== undefined && this.backend?.takeTokens === undefined) {
@@ -436,7 +442,7 @@ export class Worker {
       return;
     }
     if (
-      this.revoked.has(msg.id) ||
+      (this.revoked.size > 0 && this.revoked.has(msg.id)) ||
       (!this.revokedComplete && this.backend?.isRevoked !== undefined && (await this.backend.isRevoked(msg.id)))
     ) {
       await this.finishRevoked(d, msg, base, 'revoked');
@@ -536,15 +542,18 @@ export class Worker {
     this.freeSlot(r);
 
     if (ok) {
-      if (store) {
-        await this.backend!.set(
-          msg.id,
-          { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished },
-          { ttlMs },
-        );
+      const links = CanvasRunner.hasLinks(msg.embed);
+      const meta: ResultMeta | undefined = store
+        ? { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished }
+        : undefined;
+      if (meta !== undefined && !acked && !links && this.combine) {
+        // Broker and backend share a server: store and ack in one round trip.
+        await this.settle(d.ackWithResult!(this.backend!.prepareSet!(msg.id, meta, { ttlMs })));
+      } else {
+        if (meta !== undefined) await this.backend!.set(msg.id, meta, { ttlMs });
+        if (links) await this.canvas.onSuccess(msg, result);
+        if (!acked) await this.settle(d.ack());
       }
-      if (CanvasRunner.hasLinks(msg.embed)) await this.canvas.onSuccess(msg, result);
-      if (!acked) await this.settle(d.ack());
       if (events.has('task:succeeded')) events.emit('task:succeeded', { ...base, runtimeMs, result });
       return undefined;
     }

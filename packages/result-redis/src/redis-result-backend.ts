@@ -11,6 +11,7 @@ import {
   type ResultMeta,
   type UrlOptions,
   type WaitOptions,
+  type PreparedResultWrite,
   Coalescer,
 } from '@celeriac/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
@@ -47,6 +48,8 @@ export class RedisResultBackend implements ResultBackend {
   readonly name = 'redis';
   readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
   readonly options: ResolvedResultBackendOptions;
+  /** Server, user and database of the results: a Redis broker with the same target stores a result with its ack. */
+  readonly writeTarget: string | undefined;
   private readonly url: URL;
   private readonly redisOptions: RedisOptions;
   private readonly logger: Logger;
@@ -66,6 +69,8 @@ export class RedisResultBackend implements ResultBackend {
     const { url, redis, logger, ...opts } = config;
     this.options = resolveOptions(opts);
     this.url = new URL(url ?? 'redis://127.0.0.1:6379');
+    // A cluster spreads keys over nodes: no script can write a result and ack a queue there.
+    this.writeTarget = this.options.cluster ? undefined : redisTarget(this.url);
     this.redisOptions = redis ?? {};
     this.logger = logger ?? silentLogger;
     this.main = this.newClient({ enableAutoPipelining: this.options.autoPipelining, connectionName: 'celeriac-results' });
@@ -141,6 +146,17 @@ export class RedisResultBackend implements ResultBackend {
     }
     const channel = READY_STATES.has(meta.state) ? this.channel(taskId) : '';
     return this.writer.add({ key: this.key('result', taskId), json, ttlMs: ttlArg(opts.ttlMs), channel }).then(noop, rejectWrapped);
+  }
+
+  /**
+   * `set` as a write a Redis broker on the same server and database runs together with its ack
+   * (kind `redis-set-result`: KEYS[1] the result key; ARGV the JSON, the PX ttl (0: none) and the
+   * channel to PUBLISH it on or ''; a stored SUCCESS is kept — the same as lua/set-result.lua).
+   */
+  prepareSet(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): PreparedResultWrite {
+    this.check();
+    const channel = READY_STATES.has(meta.state) ? this.channel(taskId) : '';
+    return { kind: 'redis-set-result', keys: [this.key('result', taskId)], args: [encodeMeta(meta), ttlArg(opts.ttlMs), channel] };
   }
 
   get(taskId: string): Promise<ResultMeta | undefined> {
@@ -335,4 +351,10 @@ export function createRedisResultBackend(url: URL, options: UrlOptions, context:
     url,
     ...(context.logger === undefined ? {} : { logger: context.logger }),
   });
+}
+
+/** `redis://user@host:port/db` of a connection URL: equal strings mean one server, user and database. */
+export function redisTarget(url: URL): string {
+  const db = Number(url.pathname.slice(1) || '0');
+  return `redis://${url.username}@${url.hostname.toLowerCase()}:${url.port || '6379'}/${db}`;
 }

@@ -1,6 +1,9 @@
-import { CeleriacError, ErrorCode, type Delivery, type Headers, type NackOptions } from '@celeriac/core';
+import { CeleriacError, ErrorCode, type Delivery, type Headers, type NackOptions, type PreparedResultWrite } from '@celeriac/core';
 import { decodePayload } from './codec.js';
 import { NackMode, type QueueHandle } from './queue.js';
+
+/** The result write this transport runs with an ack: result-redis's (see lua/ack-result.lua). */
+export const RESULT_WRITE_KIND = 'redis-set-result';
 
 /** Told when a delivery is settled, so the consumer frees its prefetch slot. */
 export interface SettleListener {
@@ -44,6 +47,18 @@ export class RedisDelivery implements Delivery {
       return Promise.reject(err as Error);
     }
     return this.queue.ack(this.member);
+  }
+
+  ackWithResult(write: PreparedResultWrite): Promise<void> {
+    if (write.kind !== RESULT_WRITE_KIND || write.keys.length !== 1 || write.args.length !== 3) {
+      return Promise.reject(new CeleriacError(ErrorCode.UNSUPPORTED, `the Redis broker cannot run a "${write.kind}" result write`));
+    }
+    try {
+      this.settle();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.queue.ackWithResult(this.member, write);
   }
 
   nack(opts: NackOptions): Promise<void> {

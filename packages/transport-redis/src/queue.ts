@@ -1,4 +1,4 @@
-import { CeleriacError, Coalescer, ErrorCode, type OutgoingMessage, type PublishOptions, type QueueStats } from '@celeriac/core';
+import { CeleriacError, Coalescer, ErrorCode, type OutgoingMessage, type PreparedResultWrite, type PublishOptions, type QueueStats } from '@celeriac/core';
 import { delayArg, encodePayload } from './codec.js';
 import { queueKeys, type QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';
@@ -22,6 +22,12 @@ interface NackItem {
   arg: string | number;
 }
 
+/** A delivery to ack after storing its result (a prepared `redis-set-result` write). */
+interface AckResultItem {
+  member: string;
+  write: PreparedResultWrite;
+}
+
 interface PublishItem {
   id: string;
   payload: Buffer;
@@ -43,6 +49,7 @@ export class QueueHandle {
   private readonly nackKeys: string[];
   private readonly publisher: Coalescer<PublishItem, void>;
   private readonly acker: Coalescer<string, number>;
+  private readonly resultAcker: Coalescer<AckResultItem, number>;
   private readonly extender: Coalescer<string, number>;
   private readonly nacker: Coalescer<NackItem, number>;
 
@@ -65,6 +72,15 @@ export class QueueHandle {
       return new Array<void>(items.length);
     }, MAX_BATCH);
     this.acker = new Coalescer((members) => this.scripts.ack([k.active, k.msg], members), MAX_BATCH);
+    this.resultAcker = new Coalescer((items) => {
+      const keys = [k.active, k.msg];
+      const args: (string | number)[] = [];
+      for (const it of items) {
+        keys.push(it.write.keys[0]!);
+        args.push(it.member, ...it.write.args);
+      }
+      return this.scripts.ackResult(keys, args);
+    }, MAX_BATCH);
     this.extender = new Coalescer((members) => this.scripts.extend([k.active], [this.leaseMs, ...members]), MAX_BATCH);
     this.nacker = new Coalescer((items) => {
       const args: (string | number)[] = [items.length];
@@ -89,6 +105,11 @@ export class QueueHandle {
   // ack is on every task's path: a plain promise chain, no extra async frame.
   ack(member: string): Promise<void> {
     return this.acker.add(member).then(settledOrStale);
+  }
+
+  /** Store a result (kind `redis-set-result`, see lua/ack-result.lua), then ack: one script call. */
+  ackWithResult(member: string, write: PreparedResultWrite): Promise<void> {
+    return this.resultAcker.add({ member, write }).then(settledOrStale);
   }
 
   extend(member: string): Promise<void> {
@@ -116,7 +137,7 @@ export class QueueHandle {
 
   /** Every coalesced call made so far has settled. */
   async drain(): Promise<void> {
-    await Promise.all([this.publisher.drain(), this.acker.drain(), this.extender.drain(), this.nacker.drain()]);
+    await Promise.all([this.publisher.drain(), this.acker.drain(), this.resultAcker.drain(), this.extender.drain(), this.nacker.drain()]);
   }
 }
 

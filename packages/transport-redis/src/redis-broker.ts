@@ -52,6 +52,8 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   readonly name = 'redis';
   readonly capabilities: BrokerCapabilities;
   readonly visibilityTimeoutMs: number;
+  /** Server, user and database: a result-redis backend with the same `writeTarget` has results stored with acks. */
+  readonly resultWriteTarget: string | undefined;
   readonly options: ResolvedRedisBrokerOptions;
   readonly claimBatch: number;
   readonly blockTimeoutMs: number;
@@ -79,6 +81,8 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     this.redisOptions = redis ?? {};
     this.logger = logger ?? silentLogger;
     this.visibilityTimeoutMs = this.options.visibilityTimeoutMs;
+    // On a cluster a task's queue and its result live on different nodes: one script cannot do both.
+    this.resultWriteTarget = this.options.cluster ? undefined : redisTarget(this.url);
     this.claimBatch = this.options.claimBatch;
     this.blockTimeoutMs = this.options.blockTimeoutMs;
     this.capabilities = {
@@ -447,4 +451,10 @@ export function createRedisBroker(url: URL, options: UrlOptions, context: Factor
     url,
     ...(context.logger === undefined ? {} : { logger: context.logger }),
   });
+}
+
+/** `redis://user@host:port/db` of a connection URL (result-redis computes the same string). */
+export function redisTarget(url: URL): string {
+  const db = Number(url.pathname.slice(1) || '0');
+  return `redis://${url.username}@${url.hostname.toLowerCase()}:${url.port || '6379'}/${db}`;
 }

@@ -7,11 +7,12 @@ export type RedisClient = Redis | Cluster;
 type Arg = string | number | Buffer;
 type ScriptFn<R> = (...args: Arg[]) => Promise<R>;
 
-/** The scripts under `lua/`, with their number of keys. */
+/** The scripts under `lua/`, with their number of keys (null: variable, given first on each call). */
 const SCRIPTS = {
   publish: 14,
   claim: 15,
   ack: 2,
+  'ack-result': null,
   extend: 1,
   nack: 16,
   purge: 12,
@@ -35,7 +36,8 @@ function commandName(name: ScriptName): string {
 /** Define every script on a connection (ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT). */
 export function defineScripts(client: RedisClient): void {
   for (const [name, lua] of loadSources()) {
-    client.defineCommand(commandName(name), { numberOfKeys: SCRIPTS[name], lua });
+    const keys = SCRIPTS[name];
+    client.defineCommand(commandName(name), keys === null ? { lua } : { numberOfKeys: keys, lua });
   }
 }
 
@@ -44,6 +46,7 @@ export interface Scripts {
   publish(keys: readonly string[], args: readonly Arg[]): Promise<number>;
   claim(keys: readonly string[], args: readonly Arg[]): Promise<(number | Buffer)[]>;
   ack(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  ackResult(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
   extend(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
   nack(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
   purge(keys: readonly string[], args: readonly Arg[]): Promise<number>;
@@ -60,12 +63,13 @@ export function scriptsOf(client: RedisClient): Scripts {
     (keys: readonly string[], args: readonly Arg[]): Promise<R> => {
       const fn = c[commandName(name) + (buffers ? 'Buffer' : '')];
       if (fn === undefined) throw new Error(`script ${name} is not defined on this connection`);
-      return fn.call(client, ...keys, ...args) as Promise<R>;
+      return (SCRIPTS[name] === null ? fn.call(client, keys.length, ...keys, ...args) : fn.call(client, ...keys, ...args)) as Promise<R>;
     };
   return {
     publish: call('publish'),
     claim: call('claim', true),
     ack: call('ack'),
+    ackResult: call('ack-result'),
     extend: call('extend'),
     nack: call('nack'),
     purge: call('purge'),
