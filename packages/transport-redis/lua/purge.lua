@@ -34,7 +34,8 @@ if #ids < limit then
     redis.call('ZREMRANGEBYRANK', KEYS[11], 0, #members - 1)
   end
 end
-if #ids > 0 then
-  redis.call('HDEL', KEYS[12], unpack(ids))
+-- unpack() is limited to a few thousand values: delete in chunks.
+for i = 1, #ids, 1000 do
+  redis.call('HDEL', KEYS[12], unpack(ids, i, math.min(i + 999, #ids)))
 end
 return #ids

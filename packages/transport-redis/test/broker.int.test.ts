@@ -136,6 +136,17 @@ describe.skipIf(!ok)('redis broker specifics', () => {
     await a.purge(q);
   });
 
+  it('purges a queue of 25,000 messages (more than one script can unpack at once)', async () => {
+    const a = await make();
+    const q = `q-${newId()}`;
+    for (let i = 0; i < 25_000; i += 500) await a.publishBatch(q, Array.from({ length: 500 }, (_, j) => msg(`m${i + j}`)));
+    await a.publish(q, msg('later'), { delayMs: 60_000 });
+    expect(await a.stats(q)).toEqual({ ready: 25_000, delayed: 1, inFlight: 0, dead: 0 });
+    expect(await a.purge(q)).toBe(25_001);
+    expect(await a.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 });
+    expect(await admin.hlen(`{${prefix}:${q}}:msg`)).toBe(0);
+  });
+
   it('a consumer whose connections are killed resumes by itself and reports reconnected', async () => {
     const p = uniquePrefix('kill');
     const a = await make({ prefix: p });
