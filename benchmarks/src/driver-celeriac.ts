@@ -62,7 +62,10 @@ export async function createCeleriacDriver(spec: RowSpec): Promise<Driver> {
     options['tracing'] = 'sdk (no exporter)';
   }
   let resultBackend: string | ResultBackend | undefined;
-  if (spec.transport === 'memory') {
+  const ignoreResult = spec.results === 'none';
+  if (ignoreResult) {
+    options['results'] = 'none';
+  } else if (spec.transport === 'memory') {
     options['results'] = 'memory';
   } else if (spec.redisUrl !== undefined && (await redisResultBackendLoads())) {
     resultBackend = withPrefix(spec.redisUrl, spec.prefix);
@@ -90,7 +93,10 @@ export async function createCeleriacDriver(spec: RowSpec): Promise<Driver> {
       if (hooks === undefined) throw new Error('the consumer is not started');
       await hooks.handler(t, currentTask().retries);
     },
-    spec.scenario === 'retry' ? { maxRetries: 1, retryBackoffMs: spec.retryBackoffMs, retryJitter: false } : {},
+    {
+      ...(spec.scenario === 'retry' ? { maxRetries: 1, retryBackoffMs: spec.retryBackoffMs, retryJitter: false } : {}),
+      ...(ignoreResult ? { ignoreResult: true } : {}),
+    },
   );
   let closing: Promise<void> | undefined;
 

@@ -12,6 +12,8 @@ export interface BenchConfig {
   serializers: readonly ('json' | 'msgpack')[];
   /** celeriac rows without an OpenTelemetry SDK ('off'), with a registered SDK that exports nothing ('sdk'), or both. @default ['off'] */
   tracing?: readonly ('off' | 'sdk')[];
+  /** celeriac rows with results stored, without ('none'), or both. @default ['stored'] */
+  results?: readonly ('stored' | 'none')[];
   peers: { bullmq: boolean; raw: boolean };
   /** Run celeriac's own rows. @default true */
   celeriac: boolean;
@@ -113,7 +115,14 @@ export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, s
       });
       if (cfg.celeriac) {
         for (const s of cfg.serializers) {
-          for (const t of cfg.tracing ?? ['off']) rows.push(t === 'off' ? base('celeriac', s) : { ...base('celeriac', s), tracing: t });
+          for (const r of cfg.results ?? ['stored']) {
+            for (const t of cfg.tracing ?? ['off']) {
+              const row = base('celeriac', s);
+              if (t !== 'off') row.tracing = t;
+              if (r !== 'stored') row.results = r;
+              rows.push(row);
+            }
+          }
         }
       }
       const first = cfg.serializers[0] ?? 'json';

@@ -28,6 +28,8 @@ export interface RowSpec {
   serializer: 'json' | 'msgpack';
   /** 'sdk': an OpenTelemetry tracer provider is registered in the row's process (spans made, none exported). */
   tracing?: 'off' | 'sdk';
+  /** 'none': the task has `ignoreResult` (no result backend write), like a raw floor. @default 'stored' */
+  results?: 'stored' | 'none';
   /** Namespace of every queue, key and stream the row creates: lowercase letters and digits. */
   prefix: string;
   /** Server URL (absent for memory). */

@@ -50,6 +50,7 @@ interface ParsedOptions {
   payloadBytes?: number;
   serializer: ('json' | 'msgpack')[];
   tracing: ('off' | 'sdk')[];
+  results: ('stored' | 'none')[];
   peers: ('bullmq' | 'raw' | 'none')[];
   celeriac: boolean;
   rate: number;
@@ -77,6 +78,11 @@ function buildProgram(io: BenchIo): Command {
       new Option('--tracing <list>', "celeriac rows without an OpenTelemetry SDK ('off'), with a registered SDK that exports nothing ('sdk'), or off,sdk for the overhead ratio")
         .argParser(listOf('tracing', ['off', 'sdk'] as const))
         .default(['off']),
+    )
+    .addOption(
+      new Option('--results <list>', "celeriac rows storing results ('stored': Redis when it answers), without ('none': ignoreResult, as the raw floors), or stored,none")
+        .argParser(listOf('results', ['stored', 'none'] as const))
+        .default(['stored'], 'stored'),
     )
     .addOption(
       new Option('--serializer <list>', 'celeriac serializer: json, msgpack, or json,msgpack for both')
@@ -141,6 +147,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     payloadBytes: opts.payloadBytes,
     serializers: opts.serializer,
     tracing: opts.tracing,
+    results: opts.results,
     peers: { bullmq: opts.peers.includes('bullmq'), raw: opts.peers.includes('raw') },
     celeriac: opts.celeriac,
     ratePerSec: opts.rate,

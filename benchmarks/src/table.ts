@@ -6,7 +6,7 @@ export function systemLabel(r: Pick<BenchRecord, 'system' | 'transport' | 'optio
   if (r.system === 'bullmq') return 'BullMQ redis';
   if (r.system === 'raw') return `raw ${r.transport}`;
   const s = r.options['serializer'];
-  const traced = typeof r.options['tracing'] === 'string' ? ', traced' : '';
+  const traced = (typeof r.options['tracing'] === 'string' ? ', traced' : '') + (r.options['results'] === 'none' ? ', no results' : '');
   return typeof s === 'string' ? `celeriac ${r.transport} (${s}${traced})` : `celeriac ${r.transport}${traced}`;
 }
 

@@ -81,6 +81,11 @@ describe('planRows', () => {
     ]);
   });
 
+  it('runs celeriac once with results stored and once without when asked, the peers once', () => {
+    const rows = planRows(config({ transports: ['amqp'], results: ['stored', 'none'] }), servers).filter((r) => r.enqueue === 'single');
+    expect(rows.map((r) => `${r.system}/${r.results ?? 'stored'}`)).toEqual(['celeriac/stored', 'celeriac/none', 'raw/stored']);
+  });
+
   it('has no raw retry rows (a raw client has no retry path) and scales payload and latency rows', () => {
     const rows = planRows(config({ scenarios: ['latency', 'payload', 'retry'] }), servers);
     expect(rows.filter((r) => r.scenario === 'retry').map((r) => r.system)).not.toContain('raw');
