@@ -1,5 +1,6 @@
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
-import { CeleriacError, ErrorCode, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
+import { CeleriacError, ErrorCode, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
+import { AckBatcher, type AckEntry } from './ack-batcher.js';
 import { H, intHeader, userHeaders } from './headers.js';
 import { errText, type Link } from './link.js';
 import type { QueueType } from './topology.js';
@@ -29,8 +30,12 @@ const FATAL_CODES: ReadonlySet<number> = new Set([403, 406]);
 /** One channel of a consumer. When it closes, RabbitMQ requeues every delivery it held. */
 class Lane {
   alive = true;
+  /** close() was called: nothing more can be sent on the channel. */
+  closing = false;
   tag: string | undefined;
   readonly unsettled = new Set<AmqpDelivery>();
+  /** Every delivery of the channel until it is settled at the server, so acks can go out in batches. */
+  readonly acks: AckBatcher<Message>;
   readonly closed: Promise<void>;
   error: unknown;
   private markClosed!: () => void;
@@ -38,20 +43,51 @@ class Lane {
   constructor(
     readonly ch: Channel,
     readonly generation: number,
+    clock: Clock,
   ) {
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
+    this.acks = new AckBatcher<Message>(
+      (m, multiple) => {
+        try {
+          ch.ack(m, multiple);
+        } catch {
+          // The channel is closing: the acks are lost and RabbitMQ requeues those deliveries (at least once).
+        }
+      },
+      {
+        soon: (fn) => void setImmediate(fn),
+        later: (fn, ms) => {
+          const t = clock.setTimeout(fn, ms);
+          return () => clock.clearTimeout(t);
+        },
+      },
+    );
+  }
+
+  /** Give a delivery back to the queue, on its own. */
+  nack(entry: AckEntry<Message>): void {
+    this.acks.settled(entry);
+    this.ch.nack(entry.message, false, true);
   }
 
   onClose(): void {
     this.alive = false;
+    this.acks.clear();
     this.markClosed();
   }
 
-  /** Close the channel; resolves once RabbitMQ confirmed (acks sent before it are processed by then). */
+  /**
+   * Send the pending acks, then close the channel; resolves once RabbitMQ confirmed the close (the acks
+   * went out before it, so they are processed by then).
+   */
   close(): Promise<void> {
-    if (this.alive) this.ch.close().catch(() => undefined);
+    if (this.alive && !this.closing) {
+      this.closing = true;
+      this.acks.flushAll();
+      this.ch.close().catch(() => undefined);
+    }
     return this.closed;
   }
 }
@@ -67,6 +103,7 @@ export class AmqpDelivery implements Delivery {
     private readonly consumer: AmqpConsumer,
     readonly lane: Lane,
     readonly message: ConsumeMessage,
+    readonly entry: AckEntry<Message>,
     readonly deliveries: number,
   ) {
     this.id = (message.properties.messageId as string | undefined) ?? '';
@@ -81,15 +118,18 @@ export class AmqpDelivery implements Delivery {
     );
   }
 
+  /**
+   * Resolves once the ack is queued: it goes out with the channel's next batch (AMQP acks are not
+   * confirmed anyway). If the channel dies first, RabbitMQ requeues the delivery (at least once).
+   */
   ack(): Promise<void> {
     if (this.settled || !this.lane.alive) return Promise.reject(this.stale());
     this.settled = true;
-    try {
-      this.lane.ch.ack(this.message);
-    } catch (err) {
+    if (this.lane.closing) {
       this.consumer.settledOne(this);
-      return Promise.reject(new CeleriacError(ErrorCode.STALE_DELIVERY, `could not ack delivery ${this.id}: ${errText(err)}`, { cause: err }));
+      return Promise.reject(new CeleriacError(ErrorCode.STALE_DELIVERY, `could not ack delivery ${this.id}: its channel is closing`));
     }
+    this.lane.acks.ack(this.entry);
     this.consumer.settledOne(this);
     return Promise.resolve();
   }
@@ -107,20 +147,21 @@ export class AmqpDelivery implements Delivery {
       } else if (host.queueType === 'quorum') {
         // RabbitMQ counts the return in x-delivery-count.
         if (!this.lane.alive) throw this.stale();
-        this.lane.ch.nack(this.message, false, true);
+        this.lane.nack(this.entry);
         return;
       } else {
         // Classic queues only flag a redelivery: publish a copy that carries the count, then ack.
         await host.republish(queue, this.message, this.deliveries, 0);
       }
-      if (!this.lane.alive) throw this.stale(); // the copy is out; the original comes back too (a duplicate)
-      this.lane.ch.ack(this.message);
+      // The copy is out; if the channel is gone, the original comes back too (a duplicate).
+      if (!this.lane.alive || this.lane.closing) throw this.stale();
+      this.lane.acks.ack(this.entry);
     } catch (err) {
       // The copy was not published (or the channel is gone): give the original back rather than hold
       // it unacked for the rest of the channel's life.
       if (this.lane.alive && !(err instanceof CeleriacError && err.code === ErrorCode.STALE_DELIVERY)) {
         try {
-          this.lane.ch.nack(this.message, false, true);
+          this.lane.nack(this.entry);
         } catch {
           // closing; RabbitMQ requeues it anyway
         }
@@ -205,7 +246,7 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
       const startedAt = Date.now();
       try {
         const { ch, generation } = await this.host.link.openChannel();
-        lane = new Lane(ch, generation);
+        lane = new Lane(ch, generation, this.host.link.clock);
         const l = lane;
         ch.on('error', (err: Error) => {
           l.error = err;
@@ -277,8 +318,9 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
       return;
     }
     if (!lane.alive) return;
+    const entry = lane.acks.add(m);
     if (this.done) {
-      lane.ch.nack(m, false, true);
+      lane.nack(entry);
       return;
     }
     const raw = m.properties.headers as Record<string, unknown> | undefined;
@@ -286,7 +328,7 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
     const rest = intHeader(raw, H.delayRest);
     if (rest > 0) {
       // Delays beyond one pass through the delay levels come back here and go round again.
-      this.forward(lane, m, earlier, rest);
+      this.forward(lane, entry, earlier, rest);
       return;
     }
     let deliveries: number;
@@ -294,12 +336,12 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
       deliveries = earlier + intHeader(raw, 'x-delivery-count') + 1;
     } else if (m.fields.redelivered) {
       // Classic queues only say "redelivered": count the hand-out in a copy, deliver the copy.
-      this.forward(lane, m, earlier + 1, 0);
+      this.forward(lane, entry, earlier + 1, 0);
       return;
     } else {
       deliveries = earlier + 1;
     }
-    const d = new AmqpDelivery(this, lane, m, deliveries);
+    const d = new AmqpDelivery(this, lane, m, entry, deliveries);
     lane.unsettled.add(d);
     this.host.countInFlight(this.queue, 1);
     const w = this.waiting;
@@ -312,15 +354,15 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
   }
 
   /** Replace a message by a copy (publish, then ack the original); a crash in between duplicates it. */
-  private forward(lane: Lane, m: ConsumeMessage, handedOut: number, delayMs: number): void {
+  private forward(lane: Lane, entry: AckEntry<Message>, handedOut: number, delayMs: number): void {
     this.host
-      .republish(this.queue, m, handedOut, delayMs)
+      .republish(this.queue, entry.message, handedOut, delayMs)
       .then(
         () => {
-          if (lane.alive) lane.ch.ack(m);
+          if (lane.alive) lane.acks.ack(entry);
         },
         () => {
-          if (lane.alive) lane.ch.nack(m, false, true);
+          if (lane.alive) lane.nack(entry);
         },
       )
       .catch(() => undefined);
@@ -360,7 +402,7 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
       lane.unsettled.delete(d);
       this.host.countInFlight(this.queue, -1);
       try {
-        lane.ch.nack(d.message, false, true);
+        lane.nack(d.entry);
       } catch {
         // the channel is closing; RabbitMQ requeues it anyway
       }
