@@ -68,6 +68,9 @@ export function backendOptionsFromUrl(o: UrlOptions): NatsResultBackendOptions {
   return out;
 }
 
+/** How long a wait goes without a notification before it reads its key again (see `recheck`). */
+const RECHECK_MS = 5_000;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -99,6 +102,8 @@ const EMPTY = new Uint8Array(0);
 
 interface Waiter {
   readonly id: string;
+  /** Date.now() when the waiter last read its key. */
+  readAt: number;
   check(): void;
   fail(err: Error): void;
 }
@@ -113,7 +118,8 @@ interface Waiter {
  * - `wait()` listens on a core NATS subject to which the bucket republishes every result write
  *   (stream `republish`, server 2.9): one plain subscription per waiter, no consumer, no polling. It
  *   subscribes first, then reads the key, so a result stored in between is not missed; after a
- *   reconnect every waiter reads its key again.
+ *   reconnect every waiter reads its key again, and a wait that heard nothing for 5 s reads it again
+ *   (republish is at-most-once: a notification from a stream leader that died never comes).
  * - Counters (`c.`), leases (`l.`), revocations (`v.`) and token buckets (`t.`) are keys of the same
  *   bucket, changed by compare-and-set loops (serialized per key within one client, so contention is
  *   only between processes).
@@ -134,6 +140,8 @@ export class NatsResultBackend implements ResultBackend {
   private kvReady: Promise<KV> | undefined;
   private closing: Promise<void> | undefined;
   private readonly waiters = new Set<Waiter>();
+  /** Re-reads the keys of long waits now and then (see `recheck`); runs while anyone waits. */
+  private recheckTimer: NodeJS.Timeout | undefined;
   private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -198,6 +206,17 @@ export class NatsResultBackend implements ResultBackend {
         this.logger.warn('NATS result backend error', { error: errorText(s.error) });
       }
     }
+  }
+
+  /**
+   * The stream's republish is at-most-once: a notification sent by a stream leader that dies (a node of
+   * a cluster stopped), or lost while this client was not connected to the server that had it, never
+   * comes. A wait that has heard nothing for RECHECK_MS reads its key again — a read per waiter every
+   * few seconds, never a busy poll.
+   */
+  private recheck(): void {
+    const due = Date.now() - RECHECK_MS;
+    for (const w of this.waiters) if (w.readAt <= due) w.check();
   }
 
   /** Run `fn` after the previous operation on `key` of this client settled. */
@@ -335,6 +354,10 @@ export class NatsResultBackend implements ResultBackend {
         if (settled) return;
         settled = true;
         this.waiters.delete(waiter);
+        if (this.waiters.size === 0 && this.recheckTimer !== undefined) {
+          clearInterval(this.recheckTimer);
+          this.recheckTimer = undefined;
+        }
         if (timer !== undefined) clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
         try {
@@ -362,7 +385,9 @@ export class NatsResultBackend implements ResultBackend {
       });
       const waiter: Waiter = {
         id: taskId,
+        readAt: Date.now(),
         check: () => {
+          waiter.readAt = Date.now();
           this.readLeader(`r.${token(taskId)}`).then(
             (e) => offer(this.live<ResultMeta>(e)),
             (err: unknown) => this.logger.warn('result re-read failed', { error: errorText(err) }),
@@ -371,6 +396,7 @@ export class NatsResultBackend implements ResultBackend {
         fail: (err) => finish(() => reject(err)),
       };
       this.waiters.add(waiter);
+      this.recheckTimer ??= setInterval(() => this.recheck(), RECHECK_MS).unref();
       if (Number.isFinite(opts.timeoutMs)) {
         timer = setTimeout(
           () => finish(() => reject(new CeleriacError(ErrorCode.TIMEOUT, `no result for task ${taskId} within ${opts.timeoutMs} ms`))),
@@ -467,6 +493,8 @@ export class NatsResultBackend implements ResultBackend {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const w of [...this.waiters]) w.fail(new CeleriacError(ErrorCode.CLOSED, 'result backend closed while waiting'));
+      if (this.recheckTimer !== undefined) clearInterval(this.recheckTimer);
+      this.recheckTimer = undefined;
       await this.kvReady?.catch(() => undefined);
       this.outbox.flush();
       const nc = this.conn;

@@ -1,5 +1,7 @@
-import { afterAll, describe, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { resultBackendSuite } from '@celeriac/core/testing';
+import { newId, TaskState } from '@celeriac/core';
 import { requireServer } from '../../../test/src/servers.js';
 import { createNatsResultBackend } from '../src/index.js';
 import { deleteStreams, natsUrl, sleep, uniquePrefix } from './helpers.js';
@@ -17,5 +19,35 @@ describe.skipIf(!ok)('NATS JetStream KV result backend', () => {
     sleep,
     slackMs: 200,
     timeoutMs: 20_000,
+  });
+});
+
+describe.skipIf(!ok)('NATS KV result backend: a lost notification', () => {
+  const p = uniquePrefix('rblost');
+  afterAll(async () => {
+    await deleteStreams(p);
+  });
+
+  it('a wait still resolves when the republished notification never comes (a stream leader died)', async () => {
+    const waiting = createNatsResultBackend(natsUrl, { prefix: p });
+    const writer = createNatsResultBackend(natsUrl, { prefix: p });
+    const id = newId();
+    try {
+      await waiting.get(id); // connects and creates the bucket
+      // Fault injection: this client's notification subscriptions hear nothing, as when the stream
+      // leader that would have republished the write dies before it does.
+      const conn = (waiting as unknown as { conn: NatsConnection }).conn;
+      const subscribe = conn.subscribe.bind(conn);
+      conn.subscribe = (subject, opts) => subscribe(subject, { ...opts, callback: () => undefined });
+      const waited = waiting.wait(id, { timeoutMs: 20_000 });
+      await sleep(100);
+      const t0 = Date.now();
+      await writer.set(id, { state: TaskState.SUCCESS, result: 7 }, { ttlMs: 60_000 });
+      expect((await waited).result).toBe(7);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    } finally {
+      await writer.close();
+      await waiting.close();
+    }
   });
 });
