@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { CeleriacError, createApp, newId, TaskState, type Delivery, type ResultMeta } from '@celeriac/core';
+import { createApp, newId, TaskState, type ResultMeta } from '@celeriac/core';
 import { RedisBroker } from '@celeriac/transport-redis';
 import { RedisResultBackend } from '@celeriac/result-redis';
 import { requireServer, serverUrl } from '../src/servers.js';
+import { code, first } from '../../packages/transport-redis/test/helpers.js';
 
 /**
  * A Redis broker and a Redis result backend on the same server and database store a task's result
@@ -15,24 +16,6 @@ const ok = await requireServer('redis');
 const url = serverUrl('redis');
 const prefix = `celeriac-test-ackres-${randomUUID().slice(0, 8)}`;
 const enc = new TextEncoder();
-
-async function next(it: AsyncIterator<Delivery>, budgetMs = 5000): Promise<Delivery> {
-  const r = await Promise.race([
-    it.next(),
-    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no delivery within ${budgetMs} ms`)), budgetMs)),
-  ]);
-  if (r.done === true) throw new Error('consumer ended');
-  return r.value;
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof CeleriacError ? err.code : String(err);
-  }
-}
 
 const success = (result: unknown): ResultMeta => ({ state: TaskState.SUCCESS, result, name: 't', retries: 0, dateDone: Date.now() });
 
@@ -102,7 +85,7 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
     for (const id of ids) await broker.publish(q, { id, body: enc.encode(id), headers: {} });
     const ac = new AbortController();
     const it = broker.consume(q, { prefetch: 2, signal: ac.signal })[Symbol.asyncIterator]();
-    const [a, b] = [await next(it), await next(it)];
+    const [a, b] = [await first(it), await first(it)];
 
     await backend.set(a.id, success('first'), { ttlMs: 60_000 });
     await a.ackWithResult!(backend.prepareSet(a.id, success('second'), { ttlMs: 60_000 }));
@@ -124,10 +107,10 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
     const q = `q-${newId()}`;
     await a.publish(q, { id: newId(), body: enc.encode('job'), headers: {} });
     const ac = new AbortController();
-    const stale = await next(a.consume(q, { prefetch: 1, signal: ac.signal })[Symbol.asyncIterator]());
+    const stale = await first(a.consume(q, { prefetch: 1, signal: ac.signal })[Symbol.asyncIterator]());
     // No guard renews the lease: after 300 ms the message is recovered for b.
     const bc = new AbortController();
-    const fresh = await next(b.consume(q, { prefetch: 1, signal: bc.signal })[Symbol.asyncIterator]());
+    const fresh = await first(b.consume(q, { prefetch: 1, signal: bc.signal })[Symbol.asyncIterator]());
     expect(fresh.deliveries).toBe(2);
     expect(await code(stale.ackWithResult!(backend.prepareSet(stale.id, success('late'), { ttlMs: 60_000 })))).toBe('ERR_STALE_DELIVERY');
     expect((await backend.get(stale.id))?.result).toBe('late');

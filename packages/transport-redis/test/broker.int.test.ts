@@ -1,9 +1,9 @@
-import { CeleriacError, guardBroker, newId, type Delivery } from '@celeriac/core';
+import { CeleriacError, guardBroker, newId } from '@celeriac/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireServer, serverUrl } from '../../../test/src/servers.js';
 import { prefixPattern, RedisBroker, type RedisBrokerConfig } from '../src/index.js';
-import { deleteMatching, uniquePrefix } from './helpers.js';
+import { code, deleteMatching, first, uniquePrefix } from './helpers.js';
 import { PrivateRedis } from './private-redis.js';
 
 const ok = await requireServer('redis');
@@ -14,24 +14,6 @@ const dec = new TextDecoder();
 
 function msg(text: string) {
   return { id: newId(), body: enc.encode(text), headers: {} };
-}
-
-async function first(it: AsyncIterator<Delivery>, budgetMs = 5000): Promise<Delivery> {
-  const r = await Promise.race([
-    it.next(),
-    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no delivery within ${budgetMs} ms`)), budgetMs)),
-  ]);
-  if (r.done === true) throw new Error('consumer ended');
-  return r.value;
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof CeleriacError ? err.code : String(err);
-  }
 }
 
 describe.skipIf(!ok)('redis broker specifics', () => {
