@@ -17,15 +17,24 @@ export class Coalescer<T, R> {
   private scheduled = false;
   private readonly inFlight = new Set<Promise<void>>();
 
+  /**
+   * @param maxBatch the most items in one batch call
+   * @param eagerBatch send the batch as soon as this many items wait, without waiting for the end of the
+   *   burst: the server works on it while the callers produce the rest (a pipeline instead of a
+   *   lockstep of "encode everything, then wait"). @default maxBatch
+   */
   constructor(
     private readonly run: (items: T[]) => Promise<R[]>,
     private readonly maxBatch: number,
+    private readonly eagerBatch = maxBatch,
   ) {}
 
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      if (!this.scheduled) {
+      if (this.pending.length >= this.eagerBatch) {
+        this.send(); // the flush already scheduled takes whatever comes after
+      } else if (!this.scheduled) {
         this.scheduled = true;
         // After the current burst of promise continuations: the acks of handlers that finished on
         // one reply all make it into the batch, and nothing waits for the next turn of the loop.
@@ -41,6 +50,10 @@ export class Coalescer<T, R> {
 
   private flush(): void {
     this.scheduled = false;
+    this.send();
+  }
+
+  private send(): void {
     const all = this.pending;
     this.pending = [];
     for (let i = 0; i < all.length; i += this.maxBatch) {

@@ -23,6 +23,18 @@ describe('Coalescer', () => {
     expect(sizes).toEqual([2, 2, 1]);
   });
 
+  it('sends a batch as soon as eagerBatch calls wait, before the turn ends; the rest go at its end', async () => {
+    const batches: number[][] = [];
+    const c = new Coalescer<number, number>((items) => {
+      batches.push(items);
+      return Promise.resolve(items);
+    }, 100, 3);
+    const all = [1, 2, 3, 4, 5, 6, 7].map((x) => c.add(x));
+    expect(batches).toEqual([[1, 2, 3], [4, 5, 6]]); // sent while the caller was still adding
+    expect(await Promise.all(all)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(batches).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+  });
+
   it('rejects every caller of a failed batch, and later batches still run', async () => {
     let fail = true;
     const c = new Coalescer<number, number>((items) => (fail ? Promise.reject(new Error('down')) : Promise.resolve(items)), 10);

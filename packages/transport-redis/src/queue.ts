@@ -37,6 +37,11 @@ interface PublishItem {
 
 /** Largest number of messages or deliveries in one script call. */
 const MAX_BATCH = 500;
+/**
+ * Publishes sent as soon as this many wait: with 128 `applyAsync`s in flight, Redis stores the first
+ * half while the rest are encoded. Measured: 55–56k → 65–72k publishes/s (40,000 tasks, alternating).
+ */
+const EAGER_PUBLISHES = 64;
 
 /**
  * One queue's keys and its coalesced script calls: publishes, acks, extends and nacks issued in the
@@ -70,7 +75,7 @@ export class QueueHandle {
       for (const m of items) args.push(m.id, m.payload, m.priority, m.delayMs);
       await this.scripts.publish(this.publishKeys, args);
       return new Array<void>(items.length);
-    }, MAX_BATCH);
+    }, MAX_BATCH, EAGER_PUBLISHES);
     this.acker = new Coalescer((members) => this.scripts.ack([k.active, k.msg], members), MAX_BATCH);
     this.resultAcker = new Coalescer((items) => {
       const keys = [k.active, k.msg];
