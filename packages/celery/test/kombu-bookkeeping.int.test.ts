@@ -85,11 +85,14 @@ describe.skipIf(!ok)('kombu bookkeeping shared with Python', () => {
   it('a Python sweep moves a due delayed message to its queue when no Node process runs', async () => {
     const b = await open(1000);
     await b.declareQueue('orphan');
-    await b.publish('orphan', { id: 'due-soon', body: enc.encode('"hi"'), headers: { 'content-type': 'application/json' } }, { delayMs: 300 });
+    // 3 s: the first Python sweep must start (a fresh interpreter, slow on a loaded machine) before it is due.
+    const dueAt = Date.now() + 3_000;
+    await b.publish('orphan', { id: 'due-soon', body: enc.encode('"hi"'), headers: { 'content-type': 'application/json' } }, { delayMs: 3_000 });
     await b.close(); // no Node sweeper any more
     kombu('sweep'); // not due yet
+    expect(Date.now()).toBeLessThan(dueAt); // else the next line would not test "not due yet"
     expect(kombu('get', { queue: 'orphan' })).toEqual({ none: true });
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, dueAt + 100 - Date.now()));
     kombu('sweep');
     expect(kombu('get', { queue: 'orphan' })).toMatchObject({ payload: 'hi', tag: 'due-soon' });
   });
