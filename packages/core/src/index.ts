@@ -48,7 +48,7 @@ export { createMemoryResultBackend, MemoryResultBackend } from './memory-backend
 export type { MemoryResultBackendOptions } from './memory-backend.js';
 export { encodeTask, decodeTask } from './message.js';
 export type { TaskMessage, Embed, SignatureData } from './message.js';
-export { resolveBroker, resolveResultBackend, parseUrlOptions } from './resolve.js';
+export { resolveBroker, resolveResultBackend, parseUrlOptions, serverTarget } from './resolve.js';
 export type { BrokerFactory, ResultBackendFactory, FactoryContext, UrlOptions } from './resolve.js';
 export { TaskState, READY_STATES } from './result-backend.js';
 export type { ResultBackend, ResultBackendCapabilities, ResultMeta, WaitOptions } from './result-backend.js';

@@ -15,6 +15,16 @@ export interface FactoryContext {
   logger?: Logger;
 }
 
+/**
+ * `<kind>://<user>@<host>:<port><path>` of a connection URL, with the scheme's defaults filled in: a
+ * broker's `resultWriteTarget` and a result backend's `writeTarget` are compared as these strings, so
+ * equal strings must mean one server, user and database (`redis://a:6379` and `redis://A:6379/0` agree).
+ */
+export function serverTarget(kind: string, url: URL, defaults: { port: number; path: string }): string {
+  const path = url.pathname === '' || url.pathname === '/' ? defaults.path : url.pathname;
+  return `${kind}://${url.username}@${url.hostname.toLowerCase()}:${url.port || defaults.port}${path}`;
+}
+
 /** The shape every transport package exports under the name listed in the table below. */
 export type BrokerFactory = (url: URL, options: UrlOptions, context: FactoryContext) => Broker;
 export type ResultBackendFactory = (url: URL, options: UrlOptions, context: FactoryContext) => ResultBackend;

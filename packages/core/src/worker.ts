@@ -421,10 +421,7 @@ export class Worker {
     };
     const events = this.app.events;
     if (events.has('task:received')) {
-      events.emit('task:received', {
-        taskId: base.taskId, name: base.name, queue, retries: base.retries, deliveries: base.deliveries, workerId: this.id,
-        argsRepr: argsRepr(msg.args),
-      });
+      events.emit('task:received', taskEvent(base, { argsRepr: argsRepr(msg.args) }));
     }
 
     const task = this.app.tasks.get(msg.task);
@@ -492,9 +489,7 @@ export class Worker {
     }
     if (events.has('task:started')) {
       const from = msg.sentAt === null || msg.sentAt === undefined ? null : Math.max(msg.sentAt, msg.eta ?? 0);
-      const queueWaitMs = from === null ? null : Math.max(0, clock.now() - from);
-      const { taskId, name, queue, retries, deliveries } = base;
-      events.emit('task:started', { taskId, name, queue, retries, deliveries, workerId: this.id, queueWaitMs });
+      events.emit('task:started', taskEvent(base, { queueWaitMs: from === null ? null : Math.max(0, clock.now() - from) }));
     }
     const started = clock.now();
     const hardMs = msg.hardTimeLimitMs ?? opts.hardTimeLimitMs ?? null;
@@ -561,11 +556,7 @@ export class Worker {
         if (links) await this.canvas.onSuccess(msg, result);
         if (!acked) await this.settle(d.ack());
       }
-      if (events.has('task:succeeded')) {
-        // Field by field: an object spread of `base` here cost about 5 µs per task (V8 20.x, measured).
-        const { taskId, name, queue, retries, deliveries } = base;
-        events.emit('task:succeeded', { taskId, name, queue, retries, deliveries, workerId: this.id, runtimeMs, result });
-      }
+      if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));
       return undefined;
     }
 
@@ -574,7 +565,7 @@ export class Worker {
       // Revoked while running and the handler gave up: REVOKED, never a retry.
       if (store) await this.backend!.set(msg.id, { state: TaskState.REVOKED, name: msg.task, error: serializeError(reason), dateDone: finished }, { ttlMs });
       if (!acked) await this.settle(d.ack());
-      if (events.has('task:revoked')) events.emit('task:revoked', { ...base, reason: 'terminated' });
+      if (events.has('task:revoked')) events.emit('task:revoked', taskEvent(base, { reason: 'terminated' as const }));
       return serializeError(reason);
     }
 
@@ -591,10 +582,7 @@ export class Worker {
       await this.broker!.publish(queue, this.app.encode(next, opts), publishOpts);
       if (store) await this.backend!.set(msg.id, { state: TaskState.RETRY, error, name: msg.task, retries: msg.retries + 1 }, { ttlMs });
       if (!acked) await this.settle(d.ack());
-      if (events.has('task:retried')) {
-        const { taskId, name, queue, retries, deliveries } = base;
-        events.emit('task:retried', { taskId, name, queue, retries, deliveries, workerId: this.id, error, delayMs });
-      }
+      if (events.has('task:retried')) events.emit('task:retried', taskEvent(base, { error, delayMs }));
       return error;
     }
     if (store) {
@@ -603,11 +591,8 @@ export class Worker {
     if (CanvasRunner.hasLinks(msg.embed)) await this.canvas.onFailure(msg, error);
     const reasonText = `${error.code ?? error.name}: ${error.message}`;
     if (!acked) await this.settle(d.nack({ requeue: false, reason: reasonText }));
-    {
-      const { taskId, name, queue, retries, deliveries } = base;
-      events.emit('task:failed', { taskId, name, queue, retries, deliveries, workerId: this.id, error, runtimeMs });
-    }
-    if (!acked && events.has('task:dead-lettered')) events.emit('task:dead-lettered', { ...base, reason: reasonText });
+    events.emit('task:failed', taskEvent(base, { error, runtimeMs }));
+    if (!acked && events.has('task:dead-lettered')) events.emit('task:dead-lettered', taskEvent(base, { reason: reasonText }));
     return error;
   }
 
@@ -641,7 +626,7 @@ export class Worker {
       await this.canvas.onFailure(msg, error);
     }
     await this.settle(d.ack());
-    if (this.app.events.has('task:revoked')) this.app.events.emit('task:revoked', { ...base, reason: why });
+    if (this.app.events.has('task:revoked')) this.app.events.emit('task:revoked', taskEvent(base, { reason: why }));
   }
 
   /** Dead-letter a message that cannot run; records FAILURE for its id when it has one. */
@@ -760,6 +745,16 @@ export class Worker {
     await this.publisher?.close();
     return report;
   }
+}
+
+/**
+ * A task event: the fields of `base` copied one by one, then `extra`. Not `{ ...base, ...extra }`: V8 took
+ * a slow path for that spread, about 5 µs per task on the worker's path (measured).
+ */
+function taskEvent<E extends object>(base: TaskEventBase, extra: E): TaskEventBase & E {
+  const e: TaskEventBase = { taskId: base.taskId, name: base.name, queue: base.queue, retries: base.retries, deliveries: base.deliveries };
+  if (base.workerId !== undefined) e.workerId = base.workerId;
+  return Object.assign(e, extra);
 }
 
 /** A short printable form of the arguments (Celery's argsrepr), for events and dashboards. */

@@ -1,4 +1,5 @@
 import {
+  serverTarget,
   CeleriacError,
   ErrorCode,
   READY_STATES,
@@ -70,7 +71,7 @@ export class RedisResultBackend implements ResultBackend {
     this.options = resolveOptions(opts);
     this.url = new URL(url ?? 'redis://127.0.0.1:6379');
     // A cluster spreads keys over nodes: no script can write a result and ack a queue there.
-    this.writeTarget = this.options.cluster ? undefined : redisTarget(this.url);
+    this.writeTarget = this.options.cluster ? undefined : serverTarget('redis', this.url, REDIS_DEFAULTS);
     this.redisOptions = redis ?? {};
     this.logger = logger ?? silentLogger;
     this.main = this.newClient({ enableAutoPipelining: this.options.autoPipelining, connectionName: 'celeriac-results' });
@@ -353,8 +354,5 @@ export function createRedisResultBackend(url: URL, options: UrlOptions, context:
   });
 }
 
-/** `redis://user@host:port/db` of a connection URL: equal strings mean one server, user and database. */
-export function redisTarget(url: URL): string {
-  const db = Number(url.pathname.slice(1) || '0');
-  return `redis://${url.username}@${url.hostname.toLowerCase()}:${url.port || '6379'}/${db}`;
-}
+/** What a Redis URL leaves out: the port, and database 0. */
+const REDIS_DEFAULTS = { port: 6379, path: '/0' };

@@ -1,4 +1,5 @@
 import {
+  serverTarget,
   CeleriacError,
   ErrorCode,
   silentLogger,
@@ -82,7 +83,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     this.logger = logger ?? silentLogger;
     this.visibilityTimeoutMs = this.options.visibilityTimeoutMs;
     // On a cluster a task's queue and its result live on different nodes: one script cannot do both.
-    this.resultWriteTarget = this.options.cluster ? undefined : redisTarget(this.url);
+    this.resultWriteTarget = this.options.cluster ? undefined : serverTarget('redis', this.url, REDIS_DEFAULTS);
     this.claimBatch = this.options.claimBatch;
     this.blockTimeoutMs = this.options.blockTimeoutMs;
     this.capabilities = {
@@ -453,8 +454,5 @@ export function createRedisBroker(url: URL, options: UrlOptions, context: Factor
   });
 }
 
-/** `redis://user@host:port/db` of a connection URL (result-redis computes the same string). */
-export function redisTarget(url: URL): string {
-  const db = Number(url.pathname.slice(1) || '0');
-  return `redis://${url.username}@${url.hostname.toLowerCase()}:${url.port || '6379'}/${db}`;
-}
+/** What a Redis URL leaves out: the port, and database 0. */
+const REDIS_DEFAULTS = { port: 6379, path: '/0' };
