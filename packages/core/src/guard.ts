@@ -189,15 +189,18 @@ export class GuardedBroker implements Broker {
       [Symbol.asyncIterator]: () => {
         const it = source[Symbol.asyncIterator]();
         return {
-          next: async () => {
-            let r: IteratorResult<Delivery>;
+          // One `then` per delivery, not an async function and its await.
+          next: () => {
+            let p: Promise<IteratorResult<Delivery>>;
             try {
-              r = await it.next();
+              p = it.next();
             } catch (e) {
-              throw wrap(e);
+              return Promise.reject(wrap(e));
             }
-            if (r.done === true) return r;
-            return { done: false, value: this.track(new GuardedDelivery(r.value, this)) };
+            return p.then(
+              (r): IteratorResult<Delivery> => (r.done === true ? r : { done: false, value: this.track(new GuardedDelivery(r.value, this)) }),
+              (e: unknown) => Promise.reject(wrap(e)),
+            );
           },
           return: async () => {
             await it.return?.();
@@ -236,7 +239,7 @@ export class GuardedBroker implements Broker {
     else return; // not in the list
     if (d.next !== undefined) d.next.prev = d.prev;
     d.prev = d.next = undefined;
-    if (--this.count === 0) this.stopRenewing();
+    this.count--;
   }
 
   private armRenew(): void {
@@ -249,6 +252,7 @@ export class GuardedBroker implements Broker {
         if (ext === undefined) continue;
         ext.call(d.inner).catch((err: unknown) => this.opts.onLeaseLost?.(d, err));
       }
+      // Stays armed while deliveries come and go (no timer per task); stops once a round finds none.
       if (this.count > 0) this.armRenew();
     }, Math.max(1, Math.floor(vt / 3)));
   }

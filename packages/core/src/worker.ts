@@ -355,20 +355,38 @@ export class Worker {
     const r = new Running(d, queue);
     this.running.add(r);
     this.handlers++;
-    this.process(r)
-      .catch(async (err: unknown) => {
-        // A failure outside the handler (the result backend or broker unreachable past its retries):
-        // give the delivery back, or the guard would renew its lease forever and it would never run again.
-        this.app.logger.error('unexpected worker error; the delivery is requeued', { error: String(err) });
-        this.app.events.emit('broker:error', { error: serializeError(err) });
-        await this.settle(d.nack({ requeue: true, delayMs: 1_000 }));
-      })
-      .finally(() => {
-        this.running.delete(r);
-        this.processed++;
-        if (!r.slotFreed) this.freeSlot(r);
-        else if (this.running.size === 0) this.next();
-      });
+    // One `then` per task: every promise costs a hook call once `currentTask()`'s AsyncLocalStorage is on.
+    let p: Promise<unknown>;
+    try {
+      p = this.process(r);
+    } catch (err) {
+      p = Promise.reject(err as Error);
+    }
+    p.then(
+      () => this.finishRun(r),
+      (err: unknown) => this.failRun(r, err),
+    );
+  }
+
+  /**
+   * A failure outside the handler (the result backend or broker unreachable past its retries): give the
+   * delivery back, or the guard would renew its lease forever and it would never run again.
+   */
+  private async failRun(r: Running, err: unknown): Promise<void> {
+    try {
+      this.app.logger.error('unexpected worker error; the delivery is requeued', { error: String(err) });
+      this.app.events.emit('broker:error', { error: serializeError(err) });
+      await this.settle(r.delivery.nack({ requeue: true, delayMs: 1_000 }));
+    } finally {
+      this.finishRun(r);
+    }
+  }
+
+  private finishRun(r: Running): void {
+    this.running.delete(r);
+    this.processed++;
+    if (!r.slotFreed) this.freeSlot(r);
+    else if (this.running.size === 0) this.next();
   }
 
   /**
@@ -399,15 +417,18 @@ export class Worker {
     }
   }
 
-  private async process(r: Running): Promise<void> {
+  /**
+   * Decode and check a delivery, then run it. Not `async`: the common path returns `execute`'s promise
+   * as is; the checks that need a round trip go through `admit`.
+   */
+  private process(r: Running): Promise<unknown> {
     const d = r.delivery;
     let msg: TaskMessage;
     try {
       msg = this.app.codec.decode(d, this.app.accept);
     } catch (err) {
       const id = typeof d.headers['id'] === 'string' ? d.headers['id'] : null;
-      await this.deadLetter(d, r.queue, null, err, id === null ? null : { id, task: stringOrNull(d.headers['task']) });
-      return;
+      return this.deadLetter(d, r.queue, null, err, id === null ? null : { id, task: stringOrNull(d.headers['task']) });
     }
     r.taskId = msg.id;
     const queue = r.queue;
@@ -427,38 +448,41 @@ export class Worker {
     const task = this.app.tasks.get(msg.task);
     if (task === undefined) {
       const err = new CeleriacError(ErrorCode.TASK_UNKNOWN, `no task named "${msg.task}" is registered in this worker`);
-      await this.deadLetter(d, queue, msg, err, null);
-      return;
+      return this.deadLetter(d, queue, msg, err, null);
     }
     if (d.deliveries > this.app.maxDeliveries) {
       const err = new CeleriacError(
         ErrorCode.POISON_MESSAGE,
         `delivered ${d.deliveries} times without settling (maxDeliveries ${this.app.maxDeliveries})`,
       );
-      await this.deadLetter(d, queue, msg, err, null);
-      return;
+      return this.deadLetter(d, queue, msg, err, null);
     }
     const now = this.app.clock.now();
-    if (msg.expires !== null && msg.expires <= now) {
-      await this.finishRevoked(d, msg, base, 'expired');
-      return;
-    }
-    if (
-      (this.revoked.size > 0 && this.revoked.has(msg.id)) ||
-      (!this.revokedComplete && this.backend?.isRevoked !== undefined && (await this.backend.isRevoked(msg.id)))
-    ) {
+    if (msg.expires !== null && msg.expires <= now) return this.finishRevoked(d, msg, base, 'expired');
+    if (this.revoked.size > 0 && this.revoked.has(msg.id)) return this.finishRevoked(d, msg, base, 'revoked');
+    const early = this.opts.acks === 'early';
+    const checkRevoked = !this.revokedComplete && this.backend?.isRevoked !== undefined;
+    const rated = task.rate !== undefined && this.backend?.takeTokens !== undefined;
+    if (!checkRevoked && !rated && !early && !tracingActive()) return this.execute(r, task, msg, base, false);
+    return this.admit(r, task, msg, base, checkRevoked, rated, early);
+  }
+
+  /** The checks of `process` that need a round trip (revocation, rate limit), early acks and tracing. */
+  private async admit(r: Running, task: AnyTask, msg: TaskMessage, base: TaskEventBase, checkRevoked: boolean, rated: boolean, early: boolean): Promise<unknown> {
+    const d = r.delivery;
+    const queue = r.queue;
+    if (checkRevoked && (await this.backend!.isRevoked!(msg.id))) {
       await this.finishRevoked(d, msg, base, 'revoked');
       return;
     }
-    if (task.rate !== undefined && this.backend?.takeTokens !== undefined) {
-      const t = await this.backend.takeTokens(`rate:${task.name}`, task.rate.limit, task.rate.windowMs);
+    if (rated) {
+      const t = await this.backend!.takeTokens!(`rate:${task.name}`, task.rate!.limit, task.rate!.windowMs);
       if (!t.ok) {
         // Over the limit: wait in the broker, not in a prefetch slot, and without counting a delivery.
         await this.republish(d, queue, Math.max(1, t.retryInMs));
         return;
       }
     }
-    const early = this.opts.acks === 'early';
     if (early) await d.ack();
     if (!tracingActive()) {
       await this.execute(r, task, msg, base, early);
@@ -656,16 +680,16 @@ export class Worker {
   }
 
   /** Settling can fail when the lease was lost (the broker redelivers); that is logged, not thrown. */
-  private async settle(p: Promise<void>): Promise<void> {
-    try {
-      await p;
-    } catch (err) {
-      this.app.logger.warn('could not settle a delivery', { error: String(err) });
-      if (!isCeleriacError(err, ErrorCode.STALE_DELIVERY) && !isCeleriacError(err, ErrorCode.ALREADY_SETTLED)) {
-        this.app.events.emit('broker:error', { error: serializeError(err) });
-      }
-    }
+  private settle(p: Promise<void>): Promise<void> {
+    return p.then(undefined, this.settleFailed);
   }
+
+  private readonly settleFailed = (err: unknown): void => {
+    this.app.logger.warn('could not settle a delivery', { error: String(err) });
+    if (!isCeleriacError(err, ErrorCode.STALE_DELIVERY) && !isCeleriacError(err, ErrorCode.ALREADY_SETTLED)) {
+      this.app.events.emit('broker:error', { error: serializeError(err) });
+    }
+  };
 
   /**
    * Put a delivery back without counting a delivery: publish a copy (fresh message id, same headers

@@ -109,6 +109,23 @@ export interface AckInfo {
   timestampNs: string;
 }
 
+const dots: number[] = [];
+
+/**
+ * The delivery count of a JetStream reply subject (`delivered` of `parseAckSubject`) without splitting
+ * it into strings: read once per delivery. Undefined when it is not an ack subject.
+ */
+export function ackDelivered(reply: string): number | undefined {
+  if (!reply.startsWith('$JS.ACK.')) return undefined;
+  let count = 0;
+  for (let i = reply.indexOf('.'); i !== -1; i = reply.indexOf('.', i + 1)) dots[count++] = i;
+  const tokens = count + 1;
+  const at = tokens === 9 ? 4 : tokens >= 12 ? 6 : -1; // the delivered token
+  if (at < 0) return undefined;
+  const n = Number(reply.slice(dots[at - 1]! + 1, dots[at]));
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
 /**
  * Parse `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` and the newer form with a
  * domain and an account hash before the stream (12 or more tokens).

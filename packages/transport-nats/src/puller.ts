@@ -131,8 +131,9 @@ export class Puller {
   }
 
   private onMsg(r: PullRequest, msg: Msg): void {
-    const code = msg.headers?.code ?? 0;
-    if (code > 0 && msg.reply?.startsWith('$JS.ACK.') !== true) {
+    // A message has a `$JS.ACK` reply; only the rest can be statuses (its headers are decoded only then).
+    const code = msg.reply?.startsWith('$JS.ACK.') === true ? 0 : (msg.headers?.code ?? 0);
+    if (code > 0) {
       if (code === 100) {
         r.lastSeen = Date.now();
         return;

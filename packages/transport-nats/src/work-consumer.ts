@@ -1,7 +1,7 @@
 import type { Delivery, Headers, NackOptions } from '@celeriac/core';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { decodeFrame, type Envelope } from './frame.js';
-import { ACK, NAK, WPI, parseAckSubject } from './jetstream-publish.js';
+import { ACK, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';
 import type { Names } from './names.js';
 import type { Outbox } from './outbox.js';
 import { Puller } from './puller.js';
@@ -64,8 +64,7 @@ export class NatsDelivery implements Delivery {
     this.id = env.i;
     this.body = body.slice();
     this.headers = env.h;
-    const info = parseAckSubject(msg.reply ?? '');
-    this.deliveries = (env.n ?? 0) + (info?.delivered ?? 1);
+    this.deliveries = (env.n ?? 0) + (ackDelivered(msg.reply ?? '') ?? 1);
     host.unsettled.add(this);
   }
 

@@ -4,7 +4,7 @@ import { CeleriacError } from '@celeriac/core';
 import { createNatsBroker, createNatsResultBackend } from '../src/index.js';
 import { connectOptions } from '../src/connection.js';
 import { decodeFrame, encodeFrame } from '../src/frame.js';
-import { parseAckSubject } from '../src/jetstream-publish.js';
+import { ackDelivered, parseAckSubject } from '../src/jetstream-publish.js';
 import { Names, token } from '../src/names.js';
 import { brokerOptionsFromUrl } from '../src/options.js';
 
@@ -64,6 +64,11 @@ describe('ack subjects', () => {
     });
     expect(parseAckSubject('$JS.ACK.dom.hash.S.c.2.5.4.1795555727810438183.0.rnd')?.delivered).toBe(2);
     expect(parseAckSubject('_INBOX.x')).toBeUndefined();
+    expect(ackDelivered('$JS.ACK.S.c.3.17.12.1795555727810438183.0')).toBe(3);
+    expect(ackDelivered('$JS.ACK.dom.hash.S.c.2.5.4.1795555727810438183.0.rnd')).toBe(2);
+    expect(ackDelivered('$JS.ACK.S.c.x.17.12.1795555727810438183.0')).toBeUndefined();
+    expect(ackDelivered('$JS.ACK.S.c.3')).toBeUndefined();
+    expect(ackDelivered('_INBOX.x')).toBeUndefined();
   });
 });
 
