@@ -23,7 +23,7 @@ import {
 import { AmqpBroadcast } from './broadcast.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
 import { delayRoutingKey, planDelay, queueWord } from './delay-plan.js';
-import { deathOf, H, userHeaders } from './headers.js';
+import { deathOf, encodeFrame, FRAME_TYPE, H, readMessage, userHeaders } from './headers.js';
 import { errText, Link } from './link.js';
 import { driverUrl, optionsFromUrl, resolveOptions, type AmqpBrokerOptions, type ResolvedOptions } from './options.js';
 import { delayExchangeTopology, levelTopology, Names, prefixTopology, queueTopology, type Declaration, type QueueType } from './topology.js';
@@ -271,9 +271,9 @@ export class AmqpBroker implements Broker, BrokerEventSource, ConsumerHost {
 
   publish(queue: string, msg: OutgoingMessage, opts?: PublishOptions): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'broker is closed'));
-    const props: Options.Publish = { persistent: true, mandatory: true, messageId: msg.id, headers: msg.headers };
+    const props: Options.Publish = { persistent: true, mandatory: true, messageId: msg.id, type: FRAME_TYPE };
     if (opts?.priority !== undefined && this.options.queueType === 'classic') props.priority = opts.priority;
-    const content = Buffer.from(msg.body.buffer, msg.body.byteOffset, msg.body.byteLength);
+    const content = encodeFrame(msg.headers, msg.body);
     const delayMs = opts?.delayMs ?? 0;
     if (delayMs > 0 ? this.readyLevels.has(queue) : this.readyQueues.has(queue)) return this.send(queue, content, props, delayMs);
     return (delayMs > 0 ? this.ensureLevels(queue) : this.ensureQueue(queue)).then(() => this.send(queue, content, props, delayMs));
@@ -290,14 +290,21 @@ export class AmqpBroker implements Broker, BrokerEventSource, ConsumerHost {
     const headers: Record<string, unknown> = { ...(props.headers as Record<string, unknown> | undefined) };
     if (plan.restMs > 0) headers[H.delayRest] = plan.restMs;
     else delete headers[H.delayRest];
-    props.headers = headers;
+    if (Object.keys(headers).length > 0) props.headers = headers;
+    else delete props.headers;
     return this.link.publisher.publish(this.names.levelExchange(plan.entryLevel), delayRoutingKey(queueWord(queue), plan), content, props);
   }
 
-  /** A copy of a received message: same id, body, application headers and priority. */
+  /**
+   * A copy of a received message: same id, content, application headers and priority. A frame keeps its
+   * headers in the content; a message another client published keeps its application headers in the table.
+   */
   private copyProps(m: Message, extra: Record<string, unknown>): Options.Publish {
-    const headers: Record<string, unknown> = { ...userHeaders(m.properties.headers as Record<string, unknown> | undefined), ...extra };
-    const props: Options.Publish = { persistent: true, mandatory: true, headers };
+    const framed = m.properties.type === FRAME_TYPE;
+    const headers: Record<string, unknown> = framed ? { ...extra } : { ...userHeaders(m.properties.headers as Record<string, unknown> | undefined), ...extra };
+    const props: Options.Publish = { persistent: true, mandatory: true };
+    if (Object.keys(headers).length > 0) props.headers = headers;
+    if (framed) props.type = FRAME_TYPE;
     const id = m.properties.messageId as string | undefined;
     if (id !== undefined) props.messageId = id;
     const priority = m.properties.priority as number | undefined;
@@ -392,11 +399,12 @@ export class AmqpBroker implements Broker, BrokerEventSource, ConsumerHost {
   private toDeadLetter(queue: string, m: Message): DeadLetter {
     const raw = m.properties.headers as Record<string, unknown> | undefined;
     const { reason, deadAt } = deathOf(raw);
+    const { headers, body } = readMessage(m.content, m.properties);
     return {
       id: (m.properties.messageId as string | undefined) ?? '',
       queue,
-      body: m.content,
-      headers: userHeaders(raw),
+      body,
+      headers,
       reason,
       deadAt,
     };

@@ -1,7 +1,7 @@
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { CeleriacError, ErrorCode, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
 import { AckBatcher, type AckEntry } from './ack-batcher.js';
-import { H, intHeader, userHeaders } from './headers.js';
+import { H, intHeader, readMessage } from './headers.js';
 import { errText, type Link } from './link.js';
 import type { QueueType } from './topology.js';
 
@@ -107,8 +107,9 @@ export class AmqpDelivery implements Delivery {
     readonly deliveries: number,
   ) {
     this.id = (message.properties.messageId as string | undefined) ?? '';
-    this.body = message.content;
-    this.headers = userHeaders(message.properties.headers as Record<string, unknown> | undefined);
+    const { headers, body } = readMessage(message.content, message.properties);
+    this.body = body;
+    this.headers = headers;
   }
 
   private stale(): CeleriacError {

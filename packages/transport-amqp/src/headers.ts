@@ -1,4 +1,5 @@
 import type { HeaderValue, Headers } from '@celeriac/core';
+import type { MessageProperties } from 'amqplib';
 
 /** Headers the transport keeps for itself; stripped from `Delivery.headers`. */
 export const H = {
@@ -87,4 +88,46 @@ export function deathOf(raw: Record<string, unknown> | undefined): { reason: str
     if (typeof time === 'number') deadAt = time * 1000; // AMQP timestamps are seconds
   }
   return { reason: typeof first === 'string' ? `rabbitmq: ${first}` : 'unknown', deadAt };
+}
+
+/**
+ * The AMQP `type` property of a framed message: its body is a 4-byte big-endian length, the celeriac
+ * headers as UTF-8 JSON, then the task body. celeriac's headers travel in the body, not in the AMQP
+ * headers table: amqplib spends about as much CPU encoding a table of six headers as on the rest of the
+ * publish (38 vs 18 µs per confirmed publish here), and the table is a field RabbitMQ parses too. The
+ * table is left to RabbitMQ (`x-death`, `x-delivery-count`) and this transport's own counters.
+ */
+export const FRAME_TYPE = 'celeriac.frame.v1';
+
+export function encodeFrame(headers: Readonly<Headers>, body: Uint8Array): Buffer {
+  const json = JSON.stringify(headers);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(4 + jsonBytes + body.byteLength);
+  out.writeUInt32BE(jsonBytes, 0);
+  out.write(json, 4, jsonBytes, 'utf8');
+  out.set(body, 4 + jsonBytes);
+  return out;
+}
+
+/**
+ * Headers and body of a received message: from the frame when it is one, else (a message another
+ * client published) the application headers of the AMQP table and the whole body. A frame that does not
+ * parse yields no headers and the raw content, which core then dead-letters as malformed.
+ */
+export function readMessage(content: Buffer, props: MessageProperties): { headers: Headers; body: Buffer } {
+  if (props.type !== FRAME_TYPE) return { headers: userHeaders(props.headers as Record<string, unknown> | undefined), body: content };
+  if (content.length >= 4) {
+    const n = content.readUInt32BE(0);
+    if (4 + n <= content.length) {
+      try {
+        const headers = JSON.parse(content.toString('utf8', 4, 4 + n)) as unknown;
+        if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
+          return { headers: headers as Headers, body: content.subarray(4 + n) };
+        }
+      } catch {
+        // not a frame after all: fall through
+      }
+    }
+  }
+  return { headers: {}, body: content };
 }
