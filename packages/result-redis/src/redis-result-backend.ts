@@ -41,7 +41,7 @@ type ClientOptions = Omit<RedisOptions, 'replyMapping'>;
  * - `wait` subscribes to the task's channel on the backend's one subscriber connection, then reads
  *   the key (so a result stored in between is not missed). No polling; the subscription is dropped
  *   when the last wait for that id settles.
- * - Commands of one turn of the event loop are pipelined (see `autoPipelining`).
+ * - Result writes of one burst are one script call, reads one MGET (their own batching, not `autoPipelining`).
  *
  * Two connections per backend: commands, and the shared subscriber (opened on the first `wait`).
  */

@@ -25,10 +25,11 @@ describe('result codec', () => {
 describe('options', () => {
   it('default, parse from a URL and refuse unknown names', () => {
     expect(resolveOptions({})).toEqual(DEFAULT_OPTIONS);
-    const url = new URL('redis://127.0.0.1:6379?prefix=007&autoPipelining=false');
+    const url = new URL('redis://127.0.0.1:6379?prefix=007&autoPipelining=true');
     const b = createRedisResultBackend(url, parseUrlOptions(url), {});
     expect(b.options.prefix).toBe('007');
-    expect(b.options.autoPipelining).toBe(false);
+    expect(DEFAULT_OPTIONS.autoPipelining).toBe(false);
+    expect(b.options.autoPipelining).toBe(true);
     expect(() => resolveOptions({ prefx: 'x' })).toThrow(CeleriacError);
     expect(() => resolveOptions({ cluster: 1 })).toThrow(TypeError);
     void b.close();
