@@ -50,6 +50,7 @@ export class DelayMover {
       consumer: o.names.moverConsumer,
       expiresMs: o.pullExpiresMs,
       heartbeatMs: o.heartbeatMs,
+      defer: (write) => o.outbox.push(write),
       onMessage: (msg) => this.onMessage(msg),
       onEnded: (_id, failure) => {
         if (failure === undefined) this.pump();

@@ -3,7 +3,10 @@ import { createInbox, type Msg, type NatsConnection, type Subscription } from '@
 /** A pull request the server still holds open. */
 interface PullRequest {
   readonly id: number;
-  readonly sub: Subscription;
+  /** Set once the deferred write subscribed its reply subject. */
+  sub: Subscription | undefined;
+  /** Ended before its deferred write ran: the write does nothing. */
+  ended: boolean;
   /** Messages it may still deliver. */
   remaining: number;
   /** When the server lets it expire (epoch ms). */
@@ -25,6 +28,12 @@ export interface PullerOptions {
    * (a 200-message pull of 512 KB each would). At least twice the largest message.
    */
   maxBytes?: number;
+  /**
+   * Runs a write to the connection with the owner's other writes of this turn (its acks), so a pull
+   * request and the acks that freed its slots leave in one socket write. Each write is a system call,
+   * and one costs about a quarter of a millisecond of CPU on a loaded machine here.
+   */
+  defer(write: () => void): void;
   /** A JetStream message (it has a `$JS.ACK` reply subject), and the id of the request it answers. */
   onMessage(msg: Msg, requestId: number): void;
   /**
@@ -73,14 +82,9 @@ export class Puller {
     const id = ++this.seq;
     const now = Date.now();
     const expiresMs = noWait ? Math.min(this.o.expiresMs, 5_000) : this.o.expiresMs;
+    if (this.o.nc.isClosed() || this.o.nc.isDraining()) return undefined;
     const subject = `${this.inbox}.${id}`;
-    let sub: Subscription;
-    try {
-      sub = this.o.nc.subscribe(subject, { callback: (_err, msg) => this.onMsg(req, msg) });
-    } catch {
-      return undefined; // closed or draining connection
-    }
-    const req: PullRequest = { id, sub, remaining: batch, expiresAt: now + expiresMs, lastSeen: now };
+    const req: PullRequest = { id, sub: undefined, ended: false, remaining: batch, expiresAt: now + expiresMs, lastSeen: now };
     this.requests.set(id, req);
     this.outstanding += batch;
     // A no-wait request must not carry `expires`: with one, the server waits for it when the consumer is empty.
@@ -88,12 +92,17 @@ export class Puller {
       ? { batch, no_wait: true }
       : { batch, expires: expiresMs * 1_000_000, idle_heartbeat: this.o.heartbeatMs * 1_000_000 };
     if (this.o.maxBytes !== undefined) body['max_bytes'] = this.o.maxBytes;
-    try {
-      this.o.nc.publish(this.api, JSON.stringify(body), { reply: subject });
-    } catch {
-      this.end(req);
-      return undefined;
-    }
+    const json = JSON.stringify(body);
+    this.o.defer(() => {
+      if (req.ended) return;
+      try {
+        req.sub = this.o.nc.subscribe(subject, { callback: (_err, msg) => this.onMsg(req, msg) });
+        this.o.nc.publish(this.api, json, { reply: subject });
+      } catch {
+        // closed or draining connection: the request is over, the owner may ask again
+        if (this.end(req)) this.o.onEnded(req.id);
+      }
+    });
     return id;
   }
 
@@ -113,19 +122,23 @@ export class Puller {
     clearInterval(this.timer);
     const open = [...this.requests.values()];
     for (const r of open) this.end(r, true);
-    await Promise.all(open.map((r) => r.sub.drain().catch(() => undefined)));
+    await Promise.all(open.map((r) => r.sub?.drain().catch(() => undefined)));
   }
 
   private end(r: PullRequest, drain = false): boolean {
     if (!this.requests.delete(r.id)) return false;
     this.outstanding -= r.remaining;
     r.remaining = 0;
-    if (!drain) {
-      try {
-        r.sub.unsubscribe();
-      } catch {
-        // connection already closed
-      }
+    r.ended = true;
+    const sub = r.sub;
+    if (!drain && sub !== undefined) {
+      this.o.defer(() => {
+        try {
+          sub.unsubscribe();
+        } catch {
+          // connection already closed
+        }
+      });
     }
     return true;
   }

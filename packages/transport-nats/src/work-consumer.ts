@@ -182,6 +182,7 @@ export class WorkConsumer implements AsyncIterator<Delivery> {
       expiresMs: this.host.pullExpiresMs,
       heartbeatMs: this.host.heartbeatMs,
       maxBytes: this.host.pullMaxBytes,
+      defer: (write) => this.host.outbox.push(write),
       onMessage: (msg, id) => this.onMessage(msg, level, id),
       onEnded: (id, failure) => this.onEnded(level, id, failure),
     });
