@@ -122,7 +122,7 @@ export class Puller {
     clearInterval(this.timer);
     const open = [...this.requests.values()];
     for (const r of open) this.end(r, true);
-    await Promise.all(open.map((r) => r.sub?.drain().catch(() => undefined)));
+    await Promise.all(open.map((r) => r.sub?.drain().catch(() => undefined) ?? Promise.resolve()));
   }
 
   private end(r: PullRequest, drain = false): boolean {
