@@ -40,10 +40,17 @@ export const serializers: Readonly<Record<string, Serializer>> = {
 export type SerializerName = 'json' | 'msgpack';
 
 /** Resolve a name or content type to a serializer; ERR_CONTENT_TYPE when unknown. */
+/** Names and content types to serializers: looked up once per message decoded. */
+const byNameOrType: ReadonlyMap<string, Serializer> = new Map(
+  Object.values(serializers).flatMap((s): [string, Serializer][] => [
+    [s.name, s],
+    [s.contentType, s],
+  ]),
+);
+
 export function serializerFor(nameOrType: string): Serializer {
-  const byName = serializers[nameOrType];
-  if (byName) return byName;
-  for (const s of Object.values(serializers)) if (s.contentType === nameOrType) return s;
+  const s = byNameOrType.get(nameOrType);
+  if (s !== undefined) return s;
   throw new CeleriacError(ErrorCode.CONTENT_TYPE, `unknown serializer or content type "${nameOrType}"`);
 }
 

@@ -27,8 +27,12 @@ const decoder = new TextDecoder();
 export function encodeFrame(env: Envelope, body: Uint8Array): Uint8Array {
   const json = encoder.encode(JSON.stringify(env));
   const out = new Uint8Array(5 + json.byteLength + body.byteLength);
+  const n = json.byteLength;
   out[0] = MAGIC;
-  new DataView(out.buffer).setUint32(1, json.byteLength);
+  out[1] = n >>> 24;
+  out[2] = (n >>> 16) & 0xff;
+  out[3] = (n >>> 8) & 0xff;
+  out[4] = n & 0xff;
   out.set(json, 5);
   out.set(body, 5 + json.byteLength);
   return out;
@@ -43,11 +47,13 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   if (bytes.byteLength < 5 || bytes[0] !== MAGIC) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'not a celeriac message (bad frame header)');
   }
-  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
+  // Read once per delivery: no DataView, and the envelope's text straight from the bytes when they are a Buffer.
+  const len = ((bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]!) >>> 0;
   if (5 + len > bytes.byteLength) throw new CeleriacError(ErrorCode.SERIALIZATION, 'truncated celeriac message');
   let env: Envelope;
   try {
-    env = JSON.parse(decoder.decode(bytes.subarray(5, 5 + len))) as Envelope;
+    const text = Buffer.isBuffer(bytes) ? bytes.toString('utf8', 5, 5 + len) : decoder.decode(bytes.subarray(5, 5 + len));
+    env = JSON.parse(text) as Envelope;
   } catch (err) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'unreadable celeriac message envelope', { cause: err });
   }

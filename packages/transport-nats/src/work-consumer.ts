@@ -62,7 +62,9 @@ export class NatsDelivery implements Delivery {
     const { env, body } = decodeFrame(msg.data);
     this.env = env;
     this.id = env.i;
-    this.body = body.slice();
+    // A view, not a copy: every socket read is a fresh buffer (the client never reuses one), so the
+    // bytes stay as they are while the delivery lives.
+    this.body = body;
     this.headers = env.h;
     this.deliveries = (env.n ?? 0) + (ackDelivered(msg.reply ?? '') ?? 1);
     host.unsettled.add(this);
