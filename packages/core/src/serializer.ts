@@ -12,13 +12,13 @@ export interface Serializer {
   decode(bytes: Uint8Array): unknown;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export const jsonSerializer: Serializer = {
   name: 'json',
   contentType: 'application/json',
-  encode: (value) => encoder.encode(JSON.stringify(value)),
+  // Buffer.from over TextEncoder: small bodies come from Node's buffer pool instead of an allocation each.
+  encode: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
   decode: (bytes) => JSON.parse(decoder.decode(bytes)) as unknown,
 };
 
