@@ -31,7 +31,7 @@ export interface PullerOptions {
   /**
    * Runs a write to the connection with the owner's other writes of this turn (its acks), so a pull
    * request and the acks that freed its slots leave in one socket write. Each write is a system call,
-   * and one costs about a quarter of a millisecond of CPU on a loaded machine here.
+   * and one took about a quarter of a millisecond on this project's loaded machine.
    */
   defer(write: () => void): void;
   /** A JetStream message (it has a `$JS.ACK` reply subject), and the id of the request it answers. */
