@@ -69,3 +69,4 @@ export { celeriacCodec, celeriacProtocol } from './protocol.js';
 export type { Codec, Protocol } from './protocol.js';
 export { Coalescer } from './coalescer.js';
 export { readScriptFiles } from './script-files.js';
+export { decodeHeaderFrame, encodeHeaderFrame } from './header-frame.js';

@@ -1,6 +1,7 @@
 import type { Channel, ChannelModel, Message, Options } from 'amqplib';
 import {
   CeleriacError,
+  encodeHeaderFrame,
   ErrorCode,
   silentLogger,
   systemClock,
@@ -23,7 +24,7 @@ import {
 import { AmqpBroadcast } from './broadcast.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
 import { delayRoutingKey, planDelay, queueWord } from './delay-plan.js';
-import { deathOf, encodeFrame, FRAME_TYPE, H, readMessage, userHeaders } from './headers.js';
+import { deathOf, FRAME_TYPE, H, readMessage, userHeaders } from './headers.js';
 import { errText, Link } from './link.js';
 import { driverUrl, optionsFromUrl, resolveOptions, type AmqpBrokerOptions, type ResolvedOptions } from './options.js';
 import { delayExchangeTopology, levelTopology, Names, prefixTopology, queueTopology, type Declaration, type QueueType } from './topology.js';
@@ -273,7 +274,7 @@ export class AmqpBroker implements Broker, BrokerEventSource, ConsumerHost {
     if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'broker is closed'));
     const props: Options.Publish = { persistent: true, mandatory: true, messageId: msg.id, type: FRAME_TYPE };
     if (opts?.priority !== undefined && this.options.queueType === 'classic') props.priority = opts.priority;
-    const content = encodeFrame(msg.headers, msg.body);
+    const content = encodeHeaderFrame(msg.headers, msg.body);
     const delayMs = opts?.delayMs ?? 0;
     if (delayMs > 0 ? this.readyLevels.has(queue) : this.readyQueues.has(queue)) return this.send(queue, content, props, delayMs);
     return (delayMs > 0 ? this.ensureLevels(queue) : this.ensureQueue(queue)).then(() => this.send(queue, content, props, delayMs));

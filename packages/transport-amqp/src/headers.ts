@@ -1,4 +1,4 @@
-import type { HeaderValue, Headers } from '@celeriac/core';
+import { decodeHeaderFrame, type HeaderValue, type Headers } from '@celeriac/core';
 import type { MessageProperties } from 'amqplib';
 
 /** Headers the transport keeps for itself; stripped from `Delivery.headers`. */
@@ -99,16 +99,6 @@ export function deathOf(raw: Record<string, unknown> | undefined): { reason: str
  */
 export const FRAME_TYPE = 'celeriac.frame.v1';
 
-export function encodeFrame(headers: Readonly<Headers>, body: Uint8Array): Buffer {
-  const json = JSON.stringify(headers);
-  const jsonBytes = Buffer.byteLength(json, 'utf8');
-  const out = Buffer.allocUnsafe(4 + jsonBytes + body.byteLength);
-  out.writeUInt32BE(jsonBytes, 0);
-  out.write(json, 4, jsonBytes, 'utf8');
-  out.set(body, 4 + jsonBytes);
-  return out;
-}
-
 /**
  * Headers and body of a received message: from the frame when it is one, else (a message another
  * client published) the application headers of the AMQP table and the whole body. A frame that does not
@@ -116,18 +106,10 @@ export function encodeFrame(headers: Readonly<Headers>, body: Uint8Array): Buffe
  */
 export function readMessage(content: Buffer, props: MessageProperties): { headers: Headers; body: Buffer } {
   if (props.type !== FRAME_TYPE) return { headers: userHeaders(props.headers as Record<string, unknown> | undefined), body: content };
-  if (content.length >= 4) {
-    const n = content.readUInt32BE(0);
-    if (4 + n <= content.length) {
-      try {
-        const headers = JSON.parse(content.toString('utf8', 4, 4 + n)) as unknown;
-        if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
-          return { headers: headers as Headers, body: content.subarray(4 + n) };
-        }
-      } catch {
-        // not a frame after all: fall through
-      }
-    }
+  try {
+    return decodeHeaderFrame(content);
+  } catch {
+    // not a frame after all: fall through
   }
   return { headers: {}, body: content };
 }

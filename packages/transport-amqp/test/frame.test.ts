@@ -1,6 +1,7 @@
 import type { MessageProperties } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FRAME_TYPE, readMessage } from '../src/headers.js';
+import { encodeHeaderFrame as encodeFrame } from '@celeriac/core';
+import { FRAME_TYPE, readMessage } from '../src/headers.js';
 
 const props = (over: Partial<MessageProperties>): MessageProperties => ({ headers: {}, ...over }) as MessageProperties;
 

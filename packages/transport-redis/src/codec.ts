@@ -1,32 +1,18 @@
-import type { Headers } from '@celeriac/core';
+import { decodeHeaderFrame, encodeHeaderFrame, type Headers } from '@celeriac/core';
 
 /**
- * A stored message is one binary string: a 4-byte big-endian length, the headers as UTF-8 JSON,
- * then the body bytes. One HGET returns everything a delivery needs, and the body is never copied
- * on the way out (it is a view on the reply buffer).
+ * A stored message is one binary string, core's header frame (a 4-byte length, the headers as JSON,
+ * then the body): one HGET returns everything a delivery needs, and the body is never copied on the
+ * way out (it is a view on the reply buffer).
  */
-export function encodePayload(headers: Readonly<Headers>, body: Uint8Array): Buffer {
-  const json = JSON.stringify(headers);
-  const jsonBytes = Buffer.byteLength(json, 'utf8');
-  const out = Buffer.allocUnsafe(4 + jsonBytes + body.byteLength);
-  out.writeUInt32BE(jsonBytes, 0);
-  out.write(json, 4, jsonBytes, 'utf8');
-  out.set(body, 4 + jsonBytes);
-  return out;
-}
+export const encodePayload: (headers: Readonly<Headers>, body: Uint8Array) => Buffer = encodeHeaderFrame;
 
 export interface DecodedPayload {
   headers: Headers;
   body: Uint8Array;
 }
 
-export function decodePayload(payload: Buffer): DecodedPayload {
-  if (payload.length < 4) throw new RangeError(`stored message of ${payload.length} bytes is too short`);
-  const jsonBytes = payload.readUInt32BE(0);
-  if (4 + jsonBytes > payload.length) throw new RangeError('stored message headers overrun the payload');
-  const headers = JSON.parse(payload.toString('utf8', 4, 4 + jsonBytes)) as Headers;
-  return { headers, body: payload.subarray(4 + jsonBytes) };
-}
+export const decodePayload: (payload: Buffer) => DecodedPayload = decodeHeaderFrame;
 
 /**
  * The member naming one claimed delivery in the active zset: `<token>|<priority>|<deliveries>|<id>`.
