@@ -7,25 +7,31 @@
   KEYS[13]     marker zset (wakes blocked consumers)
   KEYS[14]     seq counter
 
-  ARGV[1]      n, the number of messages
-  ARGV[2+4i]   id            ARGV[3+4i] payload
-  ARGV[4+4i]   priority 0..9 ARGV[5+4i] delay in ms (0: ready now)
+  ARGV[1]      the messages, packed in one binary string (one argument: the client's cost is per
+               argument): a 4-byte count, then per message a 2-byte id length, the id, a 4-byte payload
+               length, the payload, a 1-byte priority 0..9 and the delay in ms as an 8-byte double
+               (0: ready now); big-endian, as written by `packPublishes` in src/codec.ts
 
   Returns: the number of messages stored. A message whose id is still stored is skipped (dedup), so a
   publish resent after a reconnect does not duplicate the message.
 ]]
-local n = tonumber(ARGV[1])
+local buf = ARGV[1]
+local n, pos = struct.unpack('>I4', buf, 1)
 local now
 local seq
 local levels = {}
 local stored = 0
-for i = 0, n - 1 do
-  local b = 2 + 4 * i
-  local id = ARGV[b]
-  if redis.call('HSETNX', KEYS[12], id, ARGV[b + 1]) == 1 then
+for _ = 1, n do
+  local idLen, payloadLen, pri, delay
+  idLen, pos = struct.unpack('>I2', buf, pos)
+  local id = string.sub(buf, pos, pos + idLen - 1)
+  pos = pos + idLen
+  payloadLen, pos = struct.unpack('>I4', buf, pos)
+  local payload = string.sub(buf, pos, pos + payloadLen - 1)
+  pos = pos + payloadLen
+  pri, delay, pos = struct.unpack('>Bd', buf, pos)
+  if redis.call('HSETNX', KEYS[12], id, payload) == 1 then
     stored = stored + 1
-    local pri = tonumber(ARGV[b + 2])
-    local delay = tonumber(ARGV[b + 3])
     if delay > 0 then
       if now == nil then
         local t = redis.call('TIME')

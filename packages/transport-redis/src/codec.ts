@@ -7,6 +7,43 @@ import { decodeHeaderFrame, encodeHeaderFrame, type Headers } from '@celeriac/co
  */
 export const encodePayload: (headers: Readonly<Headers>, body: Uint8Array) => Buffer = encodeHeaderFrame;
 
+/** One message of a publish batch. */
+export interface PackedPublish {
+  id: string;
+  payload: Buffer;
+  priority: number;
+  delayMs: number;
+}
+
+/**
+ * A publish batch as one binary string, the single argument of lua/publish.lua: a 4-byte count, then per
+ * message a 2-byte id length, the id, a 4-byte payload length, the payload, a 1-byte priority and the delay
+ * as an 8-byte double (big-endian). One argument instead of four per message: the client sizes, converts
+ * and frames every argument, and with binary payloads it copies each into a buffer of its own.
+ */
+export function packPublishes(items: readonly PackedPublish[]): Buffer {
+  let size = 4;
+  const idBytes: number[] = [];
+  for (const it of items) {
+    const n = Buffer.byteLength(it.id, 'utf8');
+    if (n > 0xffff) throw new RangeError(`message id of ${n} bytes is too long`);
+    idBytes.push(n);
+    size += 2 + n + 4 + it.payload.length + 1 + 8;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let pos = out.writeUInt32BE(items.length, 0);
+  items.forEach((it, i) => {
+    pos = out.writeUInt16BE(idBytes[i]!, pos);
+    pos += out.write(it.id, pos, 'utf8');
+    pos = out.writeUInt32BE(it.payload.length, pos);
+    out.set(it.payload, pos);
+    pos += it.payload.length;
+    pos = out.writeUInt8(it.priority, pos);
+    pos = out.writeDoubleBE(it.delayMs, pos);
+  });
+  return out;
+}
+
 export interface DecodedPayload {
   headers: Headers;
   body: Uint8Array;

@@ -1,5 +1,5 @@
 import { CeleriacError, Coalescer, ErrorCode, type OutgoingMessage, type PreparedResultWrite, type PublishOptions, type QueueStats } from '@celeriac/core';
-import { delayArg, encodePayload } from './codec.js';
+import { delayArg, encodePayload, packPublishes } from './codec.js';
 import { queueKeys, type QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';
 
@@ -71,9 +71,7 @@ export class QueueHandle {
     this.nackKeys = [...k.ready, k.delayed, k.active, k.marker, k.seq, k.dead, k.deadInfo];
 
     this.publisher = new Coalescer(async (items) => {
-      const args: (string | number | Buffer)[] = [items.length];
-      for (const m of items) args.push(m.id, m.payload, m.priority, m.delayMs);
-      await this.scripts.publish(this.publishKeys, args);
+      await this.scripts.publish(this.publishKeys, [packPublishes(items)]);
       return new Array<void>(items.length);
     }, MAX_BATCH, EAGER_PUBLISHES);
     this.acker = new Coalescer((members) => this.scripts.ack([k.active, k.msg], members), MAX_BATCH);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activeMember, decodePayload, delayArg, encodePayload, parseActiveMember } from '../src/codec.js';
+import { activeMember, decodePayload, delayArg, encodePayload, packPublishes, parseActiveMember } from '../src/codec.js';
 
 describe('payload codec', () => {
   it('round-trips headers of every value type and a binary body', () => {
@@ -52,5 +52,37 @@ describe('delay argument', () => {
     expect(delayArg(0.2)).toBe(1);
     expect(delayArg(1500.5)).toBe(1501);
     expect(delayArg(14 * 86_400_000)).toBe(1_209_600_000);
+  });
+});
+
+describe('packPublishes (the one argument of lua/publish.lua)', () => {
+  it('writes a count, then id, payload, priority and delay per message, big-endian', () => {
+    const payload = Buffer.from([0, 255, 10, 13]);
+    const buf = packPublishes([
+      { id: 'a-1', payload, priority: 9, delayMs: 0 },
+      { id: 'é', payload: Buffer.alloc(0), priority: 0, delayMs: 1_209_600_000.5 },
+    ]);
+    let pos = 0;
+    expect(buf.readUInt32BE(pos)).toBe(2);
+    pos += 4;
+    const read = () => {
+      const idLen = buf.readUInt16BE(pos);
+      const id = buf.toString('utf8', pos + 2, pos + 2 + idLen);
+      pos += 2 + idLen;
+      const n = buf.readUInt32BE(pos);
+      const body = buf.subarray(pos + 4, pos + 4 + n);
+      pos += 4 + n;
+      const priority = buf.readUInt8(pos);
+      const delay = buf.readDoubleBE(pos + 1);
+      pos += 9;
+      return { id, body: [...body], priority, delay };
+    };
+    expect(read()).toEqual({ id: 'a-1', body: [0, 255, 10, 13], priority: 9, delay: 0 });
+    expect(read()).toEqual({ id: 'é', body: [], priority: 0, delay: 1_209_600_000.5 });
+    expect(pos).toBe(buf.length);
+  });
+
+  it('refuses an id longer than its 2-byte length', () => {
+    expect(() => packPublishes([{ id: 'x'.repeat(70_000), payload: Buffer.alloc(1), priority: 0, delayMs: 0 }])).toThrow(RangeError);
   });
 });
