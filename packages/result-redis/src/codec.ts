@@ -7,7 +7,9 @@ import { CeleriacError, ErrorCode, type ResultMeta } from '@celeriac/core';
  */
 export function encodeMeta(meta: ResultMeta): string {
   try {
-    return JSON.stringify(Object.assign({ state: meta.state }, meta));
+    // The worker builds its results with `state` first already; only other objects are copied.
+    const json = JSON.stringify(meta);
+    return json.startsWith('{"state":') ? json : JSON.stringify(Object.assign({ state: meta.state }, meta));
   } catch (err) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, `result is not JSON-serializable: ${String(err)}`, { cause: err });
   }
