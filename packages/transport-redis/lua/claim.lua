@@ -12,7 +12,10 @@
   ARGV[1]      the most deliveries to claim (0: only promote and recover)
   ARGV[2]      lease length in ms (the visibility timeout)
 
-  Returns: { token, nextDueMs, then per claimed delivery: priority, deliveries, id, payload }
+  Returns: { token, nextDueMs, deliveries } where deliveries packs every claimed delivery in one binary
+           string (one reply element instead of four per delivery): per delivery a 1-byte priority, a
+           4-byte delivery count, a 2-byte id length, the id, a 4-byte payload length and the payload,
+           big-endian; read by `unpackClaimed` in src/codec.ts
     token      fences this claim: ack/extend/nack name the delivery by its active member, which
                contains the token, so a holder whose lease was lost cannot settle a redelivery
     nextDueMs  ms until the earliest delayed message is due or lease expires, -1 if none
@@ -41,7 +44,7 @@ if #expired > 0 then
 end
 
 local want = tonumber(ARGV[1])
-local out = { 0, -1 }
+local out = { 0, -1, '' }
 if want > 0 then
   local ids = {}
   local pris = {}
@@ -69,20 +72,22 @@ if want > 0 then
     local deadline = now + tonumber(ARGV[2])
     local payloads = redis.call('HMGET', KEYS[13], unpack(ids))
     local z = {}
+    local packed = {}
     for i = 1, #ids do
       local p = payloads[i]
       if p then
         z[#z + 1] = deadline
         z[#z + 1] = token .. '|' .. pris[i] .. '|' .. dcs[i] .. '|' .. ids[i]
-        out[#out + 1] = pris[i]
-        out[#out + 1] = dcs[i]
-        out[#out + 1] = ids[i]
-        out[#out + 1] = p
+        packed[#packed + 1] = struct.pack('>BI4I2', pris[i], dcs[i], #ids[i])
+        packed[#packed + 1] = ids[i]
+        packed[#packed + 1] = struct.pack('>I4', #p)
+        packed[#packed + 1] = p
       end
     end
     if #z > 0 then
       redis.call('ZADD', KEYS[12], unpack(z))
     end
+    out[3] = table.concat(packed)
   end
 end
 

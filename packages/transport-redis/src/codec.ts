@@ -44,6 +44,34 @@ export function packPublishes(items: readonly PackedPublish[]): Buffer {
   return out;
 }
 
+/** One delivery of a claim reply. */
+export interface ClaimedDelivery {
+  priority: number;
+  deliveries: number;
+  id: string;
+  /** A view on the reply buffer. */
+  payload: Buffer;
+}
+
+/** The deliveries lua/claim.lua packs into one reply string (see its header). */
+export function unpackClaimed(packed: Buffer): ClaimedDelivery[] {
+  const out: ClaimedDelivery[] = [];
+  let pos = 0;
+  while (pos < packed.length) {
+    if (pos + 7 > packed.length) throw new RangeError('truncated claim reply');
+    const priority = packed.readUInt8(pos);
+    const deliveries = packed.readUInt32BE(pos + 1);
+    const idEnd = pos + 7 + packed.readUInt16BE(pos + 5);
+    if (idEnd + 4 > packed.length) throw new RangeError('truncated claim reply');
+    const id = packed.toString('utf8', pos + 7, idEnd);
+    const end = idEnd + 4 + packed.readUInt32BE(idEnd);
+    if (end > packed.length) throw new RangeError('truncated claim reply');
+    out.push({ priority, deliveries, id, payload: packed.subarray(idEnd + 4, end) });
+    pos = end;
+  }
+  return out;
+}
+
 export interface DecodedPayload {
   headers: Headers;
   body: Uint8Array;

@@ -1,4 +1,5 @@
 import type { Delivery } from '@celeriac/core';
+import { unpackClaimed } from './codec.js';
 import { RedisDelivery, type SettleListener } from './delivery.js';
 import type { QueueHandle } from './queue.js';
 import type { RedisClient } from './scripts.js';
@@ -161,14 +162,11 @@ export class RedisConsumer implements AsyncIterator<Delivery>, SettleListener {
     const token = reply[0] as number;
     const nextDueMs = reply[1] as number;
     let n = 0;
-    for (let i = 2; i + 3 < reply.length; i += 4) {
-      const priority = reply[i] as number;
-      const deliveries = reply[i + 1] as number;
-      const id = (reply[i + 2] as Buffer).toString('utf8');
+    for (const { priority, deliveries, id, payload } of unpackClaimed(reply[2] as Buffer)) {
       const member = `${token}|${priority}|${deliveries}|${id}`;
       let d: RedisDelivery;
       try {
-        d = new RedisDelivery(this.queue, this, member, id, deliveries, reply[i + 3] as Buffer);
+        d = new RedisDelivery(this.queue, this, member, id, deliveries, payload);
       } catch (err) {
         // An undecodable stored message: dead-letter it rather than hand it out or lose it.
         this.host.report(err);

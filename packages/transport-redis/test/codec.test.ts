@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activeMember, decodePayload, delayArg, encodePayload, packPublishes, parseActiveMember } from '../src/codec.js';
+import { activeMember, decodePayload, delayArg, encodePayload, packPublishes, parseActiveMember, unpackClaimed } from '../src/codec.js';
 
 describe('payload codec', () => {
   it('round-trips headers of every value type and a binary body', () => {
@@ -84,5 +84,40 @@ describe('packPublishes (the one argument of lua/publish.lua)', () => {
 
   it('refuses an id longer than its 2-byte length', () => {
     expect(() => packPublishes([{ id: 'x'.repeat(70_000), payload: Buffer.alloc(1), priority: 0, delayMs: 0 }])).toThrow(RangeError);
+  });
+});
+
+describe('unpackClaimed (the packed deliveries of a claim reply)', () => {
+  const pack = (items: { priority: number; deliveries: number; id: string; payload: Buffer }[]): Buffer =>
+    Buffer.concat(
+      items.flatMap((d) => {
+        const head = Buffer.alloc(7);
+        head.writeUInt8(d.priority, 0);
+        head.writeUInt32BE(d.deliveries, 1);
+        const id = Buffer.from(d.id, 'utf8');
+        head.writeUInt16BE(id.length, 5);
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(d.payload.length, 0);
+        return [head, id, len, d.payload];
+      }),
+    );
+
+  it('reads every delivery, the payload as a view', () => {
+    const packed = pack([
+      { priority: 9, deliveries: 1, id: 'a-1', payload: Buffer.from([0, 255]) },
+      { priority: 0, deliveries: 70_000, id: 'é', payload: Buffer.alloc(0) },
+    ]);
+    const out = unpackClaimed(packed);
+    expect(out.map((d) => ({ ...d, payload: [...d.payload] }))).toEqual([
+      { priority: 9, deliveries: 1, id: 'a-1', payload: [0, 255] },
+      { priority: 0, deliveries: 70_000, id: 'é', payload: [] },
+    ]);
+    expect(out[0]!.payload.buffer).toBe(packed.buffer);
+    expect(unpackClaimed(Buffer.alloc(0))).toEqual([]);
+  });
+
+  it('refuses a truncated reply', () => {
+    const packed = pack([{ priority: 1, deliveries: 2, id: 'id', payload: Buffer.from('body') }]);
+    for (const cut of [3, 8, 12, packed.length - 1]) expect(() => unpackClaimed(packed.subarray(0, cut))).toThrow(RangeError);
   });
 });
