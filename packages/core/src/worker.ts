@@ -572,13 +572,25 @@ export class Worker {
       const meta: ResultMeta | undefined = store
         ? { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished }
         : undefined;
+      // The common path awaits the settle itself (try/catch rather than `settle`): one promise less per task.
       if (meta !== undefined && !acked && !links && this.combine) {
         // Broker and backend share a server: store and ack in one round trip.
-        await this.settle(d.ackWithResult!(this.backend!.prepareSet!(msg.id, meta, { ttlMs })));
+        const write = this.backend!.prepareSet!(msg.id, meta, { ttlMs });
+        try {
+          await d.ackWithResult!(write);
+        } catch (err) {
+          this.settleFailed(err);
+        }
       } else {
         if (meta !== undefined) await this.backend!.set(msg.id, meta, { ttlMs });
         if (links) await this.canvas.onSuccess(msg, result);
-        if (!acked) await this.settle(d.ack());
+        if (!acked) {
+          try {
+            await d.ack();
+          } catch (err) {
+            this.settleFailed(err);
+          }
+        }
       }
       if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));
       return undefined;
