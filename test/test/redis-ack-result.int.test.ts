@@ -40,7 +40,8 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
     await Promise.allSettled(closers.map((c) => c()));
     let cursor = '0';
     do {
-      const [n, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      // Queue keys start with their hash tag (`{prefix:queue}`), result keys with the prefix.
+      const [n, keys] = await admin.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000);
       cursor = n;
       if (keys.length > 0) await admin.del(...keys);
     } while (cursor !== '0');
