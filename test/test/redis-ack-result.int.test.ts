@@ -94,7 +94,9 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
 
     expect(await code(b.ackWithResult!({ kind: 'other', keys: ['k'], args: ['v', 0, ''] }))).toBe('ERR_UNSUPPORTED');
     const waited = backend.wait(b.id, { timeoutMs: 5000 });
-    await new Promise((r) => setTimeout(r, 50)); // subscribed before the write
+    // Write only once the wait has subscribed to the result's channel.
+    const channel = `${prefix}-k:result:${b.id}`;
+    while ((await admin.pubsub('NUMSUB', channel))[1] !== 1) await new Promise((r) => setImmediate(r));
     await b.ackWithResult!(backend.prepareSet(b.id, success(42), { ttlMs: 60_000 }));
     expect((await waited).result).toBe(42);
     expect(await admin.pttl(`${prefix}-k:result:${b.id}`)).toBeGreaterThan(50_000);

@@ -39,7 +39,6 @@ export const serializers: Readonly<Record<string, Serializer>> = {
 
 export type SerializerName = 'json' | 'msgpack';
 
-/** Resolve a name or content type to a serializer; ERR_CONTENT_TYPE when unknown. */
 /** Names and content types to serializers: looked up once per message decoded. */
 const byNameOrType: ReadonlyMap<string, Serializer> = new Map(
   Object.values(serializers).flatMap((s): [string, Serializer][] => [
@@ -48,6 +47,7 @@ const byNameOrType: ReadonlyMap<string, Serializer> = new Map(
   ]),
 );
 
+/** Resolve a name or content type to a serializer; ERR_CONTENT_TYPE when unknown. */
 export function serializerFor(nameOrType: string): Serializer {
   const s = byNameOrType.get(nameOrType);
   if (s !== undefined) return s;

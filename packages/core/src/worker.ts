@@ -572,24 +572,21 @@ export class Worker {
       const meta: ResultMeta | undefined = store
         ? { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished }
         : undefined;
-      // The common path awaits the settle itself (try/catch rather than `settle`): one promise less per task.
+      let settling: Promise<void> | undefined;
       if (meta !== undefined && !acked && !links && this.combine) {
         // Broker and backend share a server: store and ack in one round trip.
-        const write = this.backend!.prepareSet!(msg.id, meta, { ttlMs });
-        try {
-          await d.ackWithResult!(write);
-        } catch (err) {
-          this.settleFailed(err);
-        }
+        settling = d.ackWithResult!(this.backend!.prepareSet!(msg.id, meta, { ttlMs }));
       } else {
         if (meta !== undefined) await this.backend!.set(msg.id, meta, { ttlMs });
         if (links) await this.canvas.onSuccess(msg, result);
-        if (!acked) {
-          try {
-            await d.ack();
-          } catch (err) {
-            this.settleFailed(err);
-          }
+        if (!acked) settling = d.ack();
+      }
+      // Awaited here (try/catch rather than `settle`): one promise less per task on the common path.
+      if (settling !== undefined) {
+        try {
+          await settling;
+        } catch (err) {
+          this.settleFailed(err);
         }
       }
       if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));

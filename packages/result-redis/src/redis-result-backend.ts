@@ -1,8 +1,8 @@
 import {
-  serverTarget,
   CeleriacError,
   ErrorCode,
   READY_STATES,
+  serverTarget,
   silentLogger,
   wrapError,
   type FactoryContext,

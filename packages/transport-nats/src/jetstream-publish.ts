@@ -109,6 +109,15 @@ export interface AckInfo {
   timestampNs: string;
 }
 
+/**
+ * Index of the stream token in an ack subject of `tokens` tokens, or -1: `$JS.ACK.<stream>.<consumer>.
+ * <delivered>.<sseq>.<dseq>.<ts>.<pending>`, or the newer form with a domain and an account hash before
+ * the stream (12 or more tokens).
+ */
+function streamToken(tokens: number): number {
+  return tokens === 9 ? 2 : tokens >= 12 ? 4 : -1;
+}
+
 const dots: number[] = [];
 
 /**
@@ -119,21 +128,18 @@ export function ackDelivered(reply: string): number | undefined {
   if (!reply.startsWith('$JS.ACK.')) return undefined;
   let count = 0;
   for (let i = reply.indexOf('.'); i !== -1; i = reply.indexOf('.', i + 1)) dots[count++] = i;
-  const tokens = count + 1;
-  const at = tokens === 9 ? 4 : tokens >= 12 ? 6 : -1; // the delivered token
-  if (at < 0) return undefined;
+  const base = streamToken(count + 1);
+  if (base < 0) return undefined;
+  const at = base + 2; // the delivered token
   const n = Number(reply.slice(dots[at - 1]! + 1, dots[at]));
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
-/**
- * Parse `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` and the newer form with a
- * domain and an account hash before the stream (12 or more tokens).
- */
+/** Parse an ack subject (see `streamToken` for its two forms). */
 export function parseAckSubject(reply: string): AckInfo | undefined {
   const t = reply.split('.');
   if (t[0] !== '$JS' || t[1] !== 'ACK') return undefined;
-  const base = t.length === 9 ? 2 : t.length >= 12 ? 4 : -1;
+  const base = streamToken(t.length);
   if (base < 0) return undefined;
   return {
     stream: t[base]!,

@@ -39,8 +39,15 @@ describe.skipIf(!ok)('NATS KV result backend: a lost notification', () => {
       const conn = (waiting as unknown as { conn: NatsConnection }).conn;
       const subscribe = conn.subscribe.bind(conn);
       conn.subscribe = (subject, opts) => subscribe(subject, { ...opts, callback: () => undefined });
+      // Write only once the wait has read its key (and found nothing): the result can then reach it only
+      // through the re-read, never through that first read.
+      const inner = waiting as unknown as { readLeader(key: string): Promise<unknown> };
+      const readLeader = inner.readLeader.bind(waiting);
+      let firstRead!: () => void;
+      const read = new Promise<void>((resolve) => (firstRead = resolve));
+      inner.readLeader = (key) => readLeader(key).finally(() => firstRead());
       const waited = waiting.wait(id, { timeoutMs: 20_000 });
-      await sleep(100);
+      await read;
       const t0 = Date.now();
       await writer.set(id, { state: TaskState.SUCCESS, result: 7 }, { ttlMs: 60_000 });
       expect((await waited).result).toBe(7);

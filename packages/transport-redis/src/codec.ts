@@ -1,13 +1,8 @@
-import { decodeHeaderFrame, encodeHeaderFrame, type Headers } from '@celeriac/core';
-
 /**
- * A stored message is one binary string, core's header frame (a 4-byte length, the headers as JSON,
- * then the body): one HGET returns everything a delivery needs, and the body is never copied on the
- * way out (it is a view on the reply buffer).
+ * One message of a publish batch. Its payload is core's header frame (`encodeHeaderFrame`): the msg hash
+ * stores it as one binary string, so one HGET returns everything a delivery needs, and the body is
+ * never copied on the way out (`decodeHeaderFrame` returns a view on the reply buffer).
  */
-export const encodePayload: (headers: Readonly<Headers>, body: Uint8Array) => Buffer = encodeHeaderFrame;
-
-/** One message of a publish batch. */
 export interface PackedPublish {
   id: string;
   payload: Buffer;
@@ -71,13 +66,6 @@ export function unpackClaimed(packed: Buffer): ClaimedDelivery[] {
   }
   return out;
 }
-
-export interface DecodedPayload {
-  headers: Headers;
-  body: Uint8Array;
-}
-
-export const decodePayload: (payload: Buffer) => DecodedPayload = decodeHeaderFrame;
 
 /**
  * The member naming one claimed delivery in the active zset: `<token>|<priority>|<deliveries>|<id>`.

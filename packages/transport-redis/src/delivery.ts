@@ -1,5 +1,4 @@
-import { CeleriacError, ErrorCode, type Delivery, type Headers, type NackOptions, type PreparedResultWrite } from '@celeriac/core';
-import { decodePayload } from './codec.js';
+import { CeleriacError, decodeHeaderFrame, ErrorCode, type Delivery, type Headers, type NackOptions, type PreparedResultWrite } from '@celeriac/core';
 import { NackMode, type QueueHandle } from './queue.js';
 
 /** The result write this transport runs with an ack: result-redis's (see lua/ack-result.lua). */
@@ -27,7 +26,7 @@ export class RedisDelivery implements Delivery {
     payload: Buffer,
   ) {
     this.id = id;
-    const { headers, body } = decodePayload(payload);
+    const { headers, body } = decodeHeaderFrame(payload);
     this.headers = headers;
     this.body = body;
   }

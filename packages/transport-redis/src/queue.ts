@@ -1,5 +1,5 @@
-import { CeleriacError, Coalescer, ErrorCode, type OutgoingMessage, type PreparedResultWrite, type PublishOptions, type QueueStats } from '@celeriac/core';
-import { delayArg, encodePayload, packPublishes } from './codec.js';
+import { CeleriacError, Coalescer, encodeHeaderFrame, ErrorCode, type OutgoingMessage, type PreparedResultWrite, type PublishOptions, type QueueStats } from '@celeriac/core';
+import { delayArg, packPublishes, type PackedPublish } from './codec.js';
 import { queueKeys, type QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';
 
@@ -28,13 +28,6 @@ interface AckResultItem {
   write: PreparedResultWrite;
 }
 
-interface PublishItem {
-  id: string;
-  payload: Buffer;
-  priority: number;
-  delayMs: number;
-}
-
 /** Largest number of messages or deliveries in one script call. */
 const MAX_BATCH = 500;
 /**
@@ -52,7 +45,7 @@ export class QueueHandle {
   private readonly claimKeys: string[];
   private readonly publishKeys: string[];
   private readonly nackKeys: string[];
-  private readonly publisher: Coalescer<PublishItem, void>;
+  private readonly publisher: Coalescer<PackedPublish, void>;
   private readonly acker: Coalescer<string, number>;
   private readonly resultAcker: Coalescer<AckResultItem, number>;
   private readonly extender: Coalescer<string, number>;
@@ -95,7 +88,7 @@ export class QueueHandle {
   publish(msg: OutgoingMessage, opts: PublishOptions | undefined): Promise<void> {
     return this.publisher.add({
       id: msg.id,
-      payload: encodePayload(msg.headers, msg.body),
+      payload: encodeHeaderFrame(msg.headers, msg.body),
       priority: opts?.priority ?? 0,
       delayMs: delayArg(opts?.delayMs),
     });

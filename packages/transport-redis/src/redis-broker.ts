@@ -1,7 +1,8 @@
 import {
-  serverTarget,
   CeleriacError,
+  decodeHeaderFrame,
   ErrorCode,
+  serverTarget,
   silentLogger,
   wrapError,
   type Broadcast,
@@ -22,7 +23,6 @@ import {
   type UrlOptions,
 } from '@celeriac/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { decodePayload } from './codec.js';
 import { RedisConsumer, type ConsumerHost } from './consumer.js';
 import type { RedisDelivery } from './delivery.js';
 import { broadcastChannel } from './keys.js';
@@ -288,7 +288,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
         const payload = flat[i + 3];
         if (!(payload instanceof Buffer)) continue; // purged meanwhile
         const info = flat[i + 2] instanceof Buffer ? (flat[i + 2] as Buffer).toString('utf8') : '0|';
-        const { headers, body } = decodePayload(payload);
+        const { headers, body } = decodeHeaderFrame(payload);
         out.push({
           id: (flat[i] as Buffer).toString('utf8'),
           queue,

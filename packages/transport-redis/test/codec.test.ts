@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { activeMember, decodePayload, delayArg, encodePayload, packPublishes, parseActiveMember, unpackClaimed } from '../src/codec.js';
+import { decodeHeaderFrame as decodePayload, encodeHeaderFrame as encodePayload } from '@celeriac/core';
+import { activeMember, delayArg, packPublishes, parseActiveMember, unpackClaimed } from '../src/codec.js';
 
 describe('payload codec', () => {
   it('round-trips headers of every value type and a binary body', () => {
