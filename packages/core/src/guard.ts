@@ -5,6 +5,7 @@ import type {
   ConsumeOptions,
   DeadLetters,
   Delivery,
+  DeliveryIterator,
   Headers,
   NackOptions,
   OutgoingMessage,
@@ -13,6 +14,7 @@ import type {
   QueueSpec,
   QueueStats,
 } from './broker.js';
+import { SETTLED } from './broker.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeleriacError, ErrorCode, wrapError } from './errors.js';
 
@@ -179,16 +181,30 @@ export class GuardedBroker implements Broker {
     return p.catch((e: unknown) => Promise.reject(wrap(e)));
   }
 
-  consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
+  consume(queue: string, opts: ConsumeOptions): { [Symbol.asyncIterator](): DeliveryIterator } {
     checkQueue(queue);
     if (!Number.isInteger(opts.prefetch) || opts.prefetch < 1) {
       throw new RangeError(`prefetch must be an integer >= 1, got ${String(opts.prefetch)}`);
     }
     const source = this.inner.consume(queue, opts);
     return {
-      [Symbol.asyncIterator]: () => {
-        const it = source[Symbol.asyncIterator]();
+      [Symbol.asyncIterator]: (): DeliveryIterator => {
+        const it: DeliveryIterator = source[Symbol.asyncIterator]();
+        const take = it.takeSync?.bind(it);
         return {
+          ...(take === undefined
+            ? {}
+            : {
+                takeSync: () => {
+                  let d: Delivery | undefined;
+                  try {
+                    d = take();
+                  } catch (e) {
+                    throw wrap(e);
+                  }
+                  return d === undefined ? undefined : this.track(new GuardedDelivery(d, this));
+                },
+              }),
           // One `then` per delivery, not an async function and its await.
           next: () => {
             let p: Promise<IteratorResult<Delivery>>;
@@ -301,7 +317,8 @@ class GuardedDelivery implements Delivery {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return this.inner.ack().catch((e: unknown) => Promise.reject(wrap(e)));
+    const p = this.inner.ack();
+    return p === SETTLED ? p : p.catch((e: unknown) => Promise.reject(wrap(e)));
   }
 
   ackWithResult(write: PreparedResultWrite): Promise<void> {

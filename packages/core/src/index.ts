@@ -13,6 +13,7 @@ export type {
   DeadLetterOptions,
   DeadLetters,
   Delivery,
+  DeliveryIterator,
   HeaderValue,
   Headers,
   NackOptions,
@@ -22,6 +23,7 @@ export type {
   QueueSpec,
   QueueStats,
 } from './broker.js';
+export { SETTLED } from './broker.js';
 export { systemClock, sleep } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { currentTask } from './context.js';

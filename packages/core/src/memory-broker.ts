@@ -11,6 +11,7 @@ import type {
   PublishOptions,
   QueueStats,
 } from './broker.js';
+import { SETTLED } from './broker.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeleriacError, ErrorCode } from './errors.js';
 
@@ -473,6 +474,12 @@ class MemoryConsumer implements AsyncIterator<Delivery> {
     return Promise.resolve({ done: true, value: undefined });
   }
 
+  /** A ready message within the prefetch bound, without a promise; undefined when `next()` must wait. */
+  takeSync(): Delivery | undefined {
+    if (this.done || this.pending !== undefined) return undefined;
+    return this.tryTake();
+  }
+
   private tryTake(): MemoryDelivery | undefined {
     if (this.unsettled >= this.prefetch || this.owner.closed) return undefined;
     const f = this.server.claim(this.q, this.owner);
@@ -512,7 +519,7 @@ class MemoryConsumer implements AsyncIterator<Delivery> {
     } finally {
       if (this.pending !== undefined) this.offer();
     }
-    return Promise.resolve();
+    return SETTLED;
   }
 
   finish(): void {

@@ -1,4 +1,4 @@
-import type { Delivery } from './broker.js';
+import { SETTLED, type Delivery } from './broker.js';
 import type { AnyTask, App, ControlMessage } from './app.js';
 import { CONTROL_CHANNEL } from './app.js';
 import { CanvasRunner } from './canvas.js';
@@ -328,16 +328,24 @@ export class Worker {
   private async pump(broker: GuardedBroker, queue: string, prefetch: number): Promise<void> {
     const signal = this.consumeAbort.signal;
     while (!signal.aborted) {
+      const it = broker.consume(queue, { prefetch, signal })[Symbol.asyncIterator]();
       try {
-        for await (const d of broker.consume(queue, { prefetch, signal })) {
+        for (;;) {
+          // What the transport already holds is taken without a promise; `next()` only to wait.
+          let d = it.takeSync?.();
+          if (d === undefined) {
+            const r = await it.next();
+            if (r.done === true) return;
+            d = r.value;
+          }
           if (this.closing !== undefined) {
             await this.giveBack(d, queue);
             continue;
           }
           this.dispatch(d, queue);
         }
-        return;
       } catch (err) {
+        await it.return?.()?.catch(() => undefined);
         if (signal.aborted) return;
         this.app.events.emit('broker:error', { error: serializeError(err) });
         this.app.logger.warn('consume failed; retrying', { queue, error: String(err) });
@@ -581,8 +589,9 @@ export class Worker {
         if (links) await this.canvas.onSuccess(msg, result);
         if (!acked) settling = d.ack();
       }
-      // Awaited here (try/catch rather than `settle`): one promise less per task on the common path.
-      if (settling !== undefined) {
+      // Awaited here (try/catch rather than `settle`): one promise less per task on the common path, and
+      // none when the transport's ack was already done (`SETTLED`).
+      if (settling !== undefined && settling !== SETTLED) {
         try {
           await settling;
         } catch (err) {

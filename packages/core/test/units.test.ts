@@ -12,6 +12,7 @@ import {
   redactUrl,
   resolveBroker,
   resolveResultBackend,
+  SETTLED,
   type TaskMessage,
 } from '../src/index.js';
 import { loadFromTable } from '../src/resolve.js';
@@ -111,6 +112,30 @@ describe('the guard', () => {
     expect(err.code).toBe('ERR_CONNECTION');
     expect(err.retryable).toBe(true);
     expect((err.cause as Error).message).toBe('ECONNRESET');
+  });
+  it('hands out buffered deliveries through takeSync within prefetch, guarded and tracked like next()', async () => {
+    const g = guardBroker(createMemoryBroker());
+    for (const id of ['a', 'b', 'c']) await g.publish('q', { id, body: new Uint8Array(1), headers: {} });
+    const it = g.consume('q', { prefetch: 2 })[Symbol.asyncIterator]();
+    const first = it.takeSync!();
+    const second = it.takeSync!();
+    expect([first?.id, second?.id]).toEqual(['a', 'b']);
+    expect(it.takeSync!()).toBeUndefined(); // prefetch 2 is held
+    expect(g.unsettledCount).toBe(2);
+    const ack = first!.ack();
+    expect(ack).toBe(SETTLED); // done at once: passed through without a wrapper promise
+    await ack;
+    await expect(first!.ack()).rejects.toMatchObject({ code: 'ERR_ALREADY_SETTLED' });
+    expect(g.unsettledCount).toBe(1);
+    expect(it.takeSync!()?.id).toBe('c');
+    expect(it.takeSync!()).toBeUndefined(); // the queue is empty: next() would wait
+    const waiting = it.next();
+    expect(it.takeSync!()).toBeUndefined(); // never jumps ahead of a waiting next()
+    await g.publish('q', { id: 'd', body: new Uint8Array(1), headers: {} });
+    await second!.ack();
+    expect((await waiting).value?.id).toBe('d');
+    await it.return?.();
+    await g.close();
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
-import { CeleriacError, ErrorCode, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
+import { CeleriacError, ErrorCode, SETTLED, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
 import { AckBatcher, type AckEntry } from './ack-batcher.js';
 import { H, intHeader, readMessage } from './headers.js';
 import { errText, type Link } from './link.js';
@@ -132,7 +132,7 @@ export class AmqpDelivery implements Delivery {
     }
     this.lane.acks.ack(this.entry);
     this.consumer.settledOne(this);
-    return Promise.resolve();
+    return SETTLED;
   }
 
   async nack(opts: NackOptions): Promise<void> {
@@ -223,6 +223,12 @@ export class AmqpConsumer implements AsyncIterator<Delivery> {
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
     });
+  }
+
+  /** A buffered delivery without a promise (core's fast path), or undefined when `next()` must wait. */
+  takeSync(): Delivery | undefined {
+    if (this.failure !== undefined || this.waiting !== undefined || this.bufferHead >= this.buffer.length) return undefined;
+    return this.shift();
   }
 
   return(): Promise<IteratorResult<Delivery>> {

@@ -1,4 +1,4 @@
-import type { Delivery, Headers, NackOptions } from '@celeriac/core';
+import { SETTLED, type Delivery, type Headers, type NackOptions } from '@celeriac/core';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { decodeFrame, type Envelope } from './frame.js';
 import { ACK, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';
@@ -86,7 +86,7 @@ export class NatsDelivery implements Delivery {
   ack(): Promise<void> {
     reply(this.host, this.msg.reply!, ACK);
     this.done();
-    return Promise.resolve();
+    return SETTLED;
   }
 
   async nack(opts: NackOptions): Promise<void> {
@@ -321,6 +321,14 @@ export class WorkConsumer implements AsyncIterator<Delivery> {
       this.waiter = { resolve, reject };
       this.pump();
     });
+  }
+
+  /** A buffered delivery without a promise (core's fast path), or undefined when `next()` must wait. */
+  takeSync(): Delivery | undefined {
+    if (this.failure !== undefined || this.finished || this.waiter !== undefined) return undefined;
+    const d = this.take();
+    if (d !== undefined) this.pump();
+    return d;
   }
 
   return(): Promise<IteratorResult<Delivery>> {

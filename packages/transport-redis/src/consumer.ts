@@ -71,6 +71,12 @@ export class RedisConsumer implements AsyncIterator<Delivery>, SettleListener {
     });
   }
 
+  /** A buffered delivery without a promise (core's fast path), or undefined when `next()` must wait. */
+  takeSync(): Delivery | undefined {
+    if (this.done || this.pendingNext !== undefined || this.bufferHead >= this.buffer.length) return undefined;
+    return this.handOut();
+  }
+
   async return(): Promise<IteratorResult<Delivery>> {
     this.finish();
     await this.ended;
