@@ -23,6 +23,8 @@ export interface BenchConfig {
   bulkSize: number;
   retryBackoffMs: number;
   stallTimeoutMs: number;
+  /** Untimed warm-up tasks each row runs first (never more than its own tasks). @default 0 */
+  warmupTasks?: number;
 }
 
 /** Payload sizes of the payload scenario. */
@@ -33,6 +35,18 @@ export const DEFAULT_PAYLOAD_BYTES = 100;
 export const PAYLOAD_BUDGET_BYTES = 128 * 1024 * 1024;
 /** A latency row lasts about this long at its rate. */
 export const LATENCY_SECONDS = 5;
+
+/**
+ * The untimed pass a row runs before its timed one: the same system, transport and payload, on a
+ * namespace of its own (the row's prefix plus `w`, so the row's sweep removes it too), as a
+ * throughput row (a latency row's pacing would only make it slower). Undefined when there is none.
+ */
+export function warmupSpec(spec: RowSpec): RowSpec | undefined {
+  const tasks = Math.min(spec.warmupTasks ?? 0, spec.tasks);
+  if (tasks <= 0) return undefined;
+  const { warmupTasks: _none, ...rest } = spec;
+  return { ...rest, tasks, prefix: `${spec.prefix}w`, scenario: spec.scenario === 'latency' ? 'throughput' : spec.scenario };
+}
 
 /** A random namespace for one row: `cbench` and 10 lowercase letters or digits. */
 export function newPrefix(): string {
@@ -112,6 +126,7 @@ export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, s
         amqpQueueType: cfg.amqpQueueType,
         retryBackoffMs: cfg.retryBackoffMs,
         stallTimeoutMs: cfg.stallTimeoutMs,
+        ...(cfg.warmupTasks === undefined || cfg.warmupTasks <= 0 ? {} : { warmupTasks: Math.min(cfg.warmupTasks, v.tasks) }),
       });
       if (cfg.celeriac) {
         for (const s of cfg.serializers) {

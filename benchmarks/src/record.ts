@@ -48,6 +48,11 @@ export interface RowSpec {
   retryBackoffMs: number;
   /** The row fails when no task completes for this long. */
   stallTimeoutMs: number;
+  /**
+   * Tasks of an untimed warm-up pass the row's process runs first, on its own namespace and with the
+   * same system, so the timed pass measures compiled code rather than the JIT compiling it. 0: none.
+   */
+  warmupTasks?: number;
 }
 
 /** How a row ended. `refused` is a documented refusal (payload over the broker's limit). */
@@ -99,6 +104,8 @@ export interface BenchReport {
   node: string;
   servers: Partial<Record<ServerKind, string>>;
   argv: string[];
+  /** Untimed warm-up tasks each row ran before its timed pass (0: cold starts). */
+  warmupTasks: number;
   rows: BenchRecord[];
   /** celeriac transports whose package did not load: one entry each instead of one row per scenario. */
   skipped?: { system: System; transport: Transport; reason: string }[];

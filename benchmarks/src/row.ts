@@ -6,6 +6,7 @@
 import type { Driver } from './driver.js';
 import { createDriver } from './drivers.js';
 import type { BenchRecord, ChildMessage, RowSpec, RunMessage } from './record.js';
+import { warmupSpec } from './plan.js';
 import { classify, emptyRecordFor } from './records.js';
 import { runScenario } from './scenario.js';
 
@@ -22,6 +23,22 @@ function send(msg: ChildMessage): Promise<void> {
   });
 }
 
+/** Close a driver; false when it did not finish within CLOSE_TIMEOUT_MS. */
+async function closeWithin(d: Driver): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([
+    d.close().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  return closed;
+}
+
 async function runRow(spec: RowSpec): Promise<BenchRecord> {
   let peak = process.memoryUsage.rss();
   const sampler = setInterval(() => {
@@ -30,6 +47,15 @@ async function runRow(spec: RowSpec): Promise<BenchRecord> {
   let driver: Driver | undefined;
   let record: BenchRecord;
   try {
+    const warm = warmupSpec(spec);
+    if (warm !== undefined) {
+      const w = await createDriver(warm);
+      try {
+        await runScenario(w, warm, (phase, done, total) => void send({ type: 'progress', phase: `warm-up ${phase}`, done, total }));
+      } finally {
+        await closeWithin(w);
+      }
+    }
     driver = await createDriver(spec);
     const m = await runScenario(driver, spec, (phase, done, total) => {
       peak = Math.max(peak, process.memoryUsage.rss());
@@ -43,18 +69,7 @@ async function runRow(spec: RowSpec): Promise<BenchRecord> {
     if (driver !== undefined) record.options = { ...driver.options };
   }
   if (driver !== undefined) {
-    const d = driver;
-    let timer: NodeJS.Timeout | undefined;
-    const closed = await Promise.race([
-      d.close().then(
-        () => true,
-        () => true,
-      ),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    const closed = await closeWithin(driver);
     if (!closed && record.status === 'ok') {
       record.message = `close did not finish within ${CLOSE_TIMEOUT_MS} ms`;
     }

@@ -20,6 +20,12 @@ export interface BenchIo {
   env: NodeJS.ProcessEnv;
 }
 
+/**
+ * Untimed tasks per row before the timed pass. A row's process starts cold, and a few thousand tasks
+ * are compile time more than steady state; every system gets the same warm-up.
+ */
+export const DEFAULT_WARMUP_TASKS = 2000;
+
 /** A row is killed after this long whatever it does (a stalled row fails much sooner). */
 const ROW_TIMEOUT_MS = 5 * 60_000;
 
@@ -54,6 +60,7 @@ interface ParsedOptions {
   peers: ('bullmq' | 'raw' | 'none')[];
   celeriac: boolean;
   rate: number;
+  warmup: number;
   amqpQueueType: 'quorum' | 'classic';
   full?: boolean;
   json?: string;
@@ -96,6 +103,12 @@ function buildProgram(io: BenchIo): Command {
     )
     .option('--no-celeriac', 'run only the peers (BullMQ and raw floors)')
     .option('--rate <n>', 'latency scenario: tasks per second', intArg(1), 1000)
+    .option(
+      '--warmup <n>',
+      'untimed tasks each row runs first in its own process, on its own namespace (0: measure from a cold start)',
+      intArg(0),
+      DEFAULT_WARMUP_TASKS,
+    )
     .option('--amqp-queue-type <type>', 'RabbitMQ queue type of celeriac and the raw floor: quorum or classic', (v: string) => {
       if (v !== 'quorum' && v !== 'classic') throw new InvalidArgumentError('expected quorum or classic');
       return v;
@@ -156,6 +169,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     bulkSize: 500,
     retryBackoffMs: 10,
     stallTimeoutMs: 30_000,
+    warmupTasks: opts.warmup,
   };
 
   // Which servers answer. Redis is also asked for when a celeriac row may store results there.
@@ -200,7 +214,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
   const script = rowScriptPath();
   const tty = io.stderr.isTTY === true;
   err(
-    `celeriac bench: ${rows.length} rows · scenarios ${cfg.scenarios.join(', ')} · ${cfg.tasks} tasks · concurrency ${cfg.concurrency} · transports ${cfg.transports.join(', ')}`,
+    `celeriac bench: ${rows.length} rows · scenarios ${cfg.scenarios.join(', ')} · ${cfg.tasks} tasks · concurrency ${cfg.concurrency} · transports ${cfg.transports.join(', ')} · ${warmupText(opts.warmup)}`,
   );
   err(formatLine(COLUMNS, LIVE_WIDTHS));
   const records: BenchRecord[] = [];
@@ -239,6 +253,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     node: process.versions.node,
     servers: versions,
     argv,
+    warmupTasks: opts.warmup,
     rows: records,
     ...(skipped.length === 0 ? {} : { skipped }),
   };
@@ -247,6 +262,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
   out(`celeriac bench · ${report.machine.cpuModel} × ${report.machine.cores}, ${Math.round(report.machine.memoryMb / 1024)} GB · Node ${report.node}${Object.values(versions).length === 0 ? '' : ` · ${Object.values(versions).join(', ')}`}`);
   const load = report.machine.loadAverage!;
   out(`load average ${load.start} at the start, ${load.end} at the end (${report.machine.cores} cores)${Math.max(load.start, load.end) > report.machine.cores * 0.75 ? ': the machine was busy with other work, so every figure is low and noisy' : ''}`);
+  out(`${warmupText(opts.warmup)}, the same for every system`);
   out();
   out(renderTable(records));
   const ratios = renderRatios(records);
@@ -270,6 +286,10 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
   }
   out(`${records.length} rows in ${(report.durationMs / 1000).toFixed(1)} s`);
   return records.some((r) => r.status === 'failed') ? 1 : 0;
+}
+
+function warmupText(tasks: number): string {
+  return tasks > 0 ? `each row warmed up with ${tasks.toLocaleString('en-US')} untimed tasks first (at most its own count)` : 'cold starts (no warm-up)';
 }
 
 function round2(n: number): number {

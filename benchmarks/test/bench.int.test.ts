@@ -129,9 +129,11 @@ describe.skipIf(!natsOk)('bench baselines on NATS JetStream', () => {
 });
 
 describe.skipIf(!redisOk && !amqpOk && !natsOk)('celeriac rows on the servers', () => {
-  it('measures each transport whose package loads, and skips the others with one line each', async () => {
+  it('measures each transport whose package loads after a warm-up it cleans up, and skips the others with one line each', async () => {
     const transports = [redisOk ? 'redis' : '', amqpOk ? 'amqp' : '', natsOk ? 'nats' : ''].filter((t) => t !== '');
-    const { report, out } = await bench(['--transports', transports.join(','), '--peers', 'none', '--tasks', '200', '--concurrency', '20']);
+    const { report, out } = await bench(['--transports', transports.join(','), '--peers', 'none', '--tasks', '200', '--concurrency', '20', '--warmup', '100']);
+    expect(report.warmupTasks).toBe(100);
+    expect(out).toContain('each row warmed up with 100 untimed tasks first');
     const skipped = new Set((report.skipped ?? []).map((s) => s.transport));
     for (const s of report.skipped ?? []) expect(out).toContain(`celeriac ${s.transport}: skipped`);
     for (const t of transports) {

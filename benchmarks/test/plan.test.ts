@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { latencyTasks, newPrefix, PAYLOAD_SIZES, payloadTasks, planRows, type BenchConfig } from '../src/plan.js';
+import { latencyTasks, newPrefix, PAYLOAD_SIZES, payloadTasks, planRows, warmupSpec, type BenchConfig } from '../src/plan.js';
 import { celeriacBrokerUrl } from '../src/driver-celeriac.js';
 
 const config = (over: Partial<BenchConfig> = {}): BenchConfig => ({
@@ -100,6 +100,30 @@ describe('planRows', () => {
   it('uses an explicit payload size for every scenario', () => {
     const rows = planRows(config({ transports: ['memory'], scenarios: ['payload', 'throughput'], payloadBytes: 2048 }), servers);
     expect(rows.map((r) => r.payloadBytes)).toEqual([2048, 2048, 2048]);
+  });
+});
+
+describe('warm-up', () => {
+  it('gives every row the same warm-up, never more than its own tasks, on a namespace inside its own', () => {
+    const rows = planRows(config({ scenarios: ['throughput', 'latency', 'payload'], warmupTasks: 2000 }), servers);
+    for (const r of rows) {
+      expect(r.warmupTasks).toBe(Math.min(2000, r.tasks));
+      const w = warmupSpec(r)!;
+      expect(w.tasks).toBe(Math.min(2000, r.tasks));
+      expect(w.prefix.startsWith(r.prefix)).toBe(true); // the row's sweep finds it
+      expect(w.prefix).not.toBe(r.prefix);
+      expect(w.scenario).toBe(r.scenario === 'latency' ? 'throughput' : r.scenario);
+      expect([w.system, w.transport, w.enqueue, w.payloadBytes]).toEqual([r.system, r.transport, r.enqueue, r.payloadBytes]);
+      expect(w.warmupTasks).toBeUndefined();
+    }
+  });
+  it('has none when the warm-up is 0 or absent', () => {
+    for (const over of [{}, { warmupTasks: 0 }]) {
+      for (const r of planRows(config(over), servers)) {
+        expect(r.warmupTasks).toBeUndefined();
+        expect(warmupSpec(r)).toBeUndefined();
+      }
+    }
   });
 });
 

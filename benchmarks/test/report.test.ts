@@ -64,6 +64,7 @@ describe('renderChart', () => {
     node: '20.20.2',
     servers: { redis: 'Redis 7.0.15' },
     argv: [],
+    warmupTasks: 0,
     rows: records,
   };
 
