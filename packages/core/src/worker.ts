@@ -471,7 +471,7 @@ export class Worker {
     const early = this.opts.acks === 'early';
     const checkRevoked = !this.revokedComplete && this.backend?.isRevoked !== undefined;
     const rated = task.rate !== undefined && this.backend?.takeTokens !== undefined;
-    if (!checkRevoked && !rated && !early && !tracingActive()) return this.execute(r, task, msg, base, false);
+    if (!checkRevoked && !rated && !early && !tracingActive()) return this.executeFast(r, task, msg, base);
     return this.admit(r, task, msg, base, checkRevoked, rated, early);
   }
 
@@ -570,7 +570,100 @@ export class Worker {
     } finally {
       if (limitTimer !== undefined) clock.clearTimeout(limitTimer);
     }
+    return this.afterRun(r, task, msg, base, acked, store, started, ok, result, failure);
+  }
+
+  /**
+   * `execute` for the common case, without an async frame or an `await` of its own: no threads, no time
+   * limit, no STARTED write, not aborted. A success whose ack is all that is left settles in
+   * `succeeded`; everything else goes through `afterRun`. Every promise costs a hook call once
+   * `currentTask()`'s AsyncLocalStorage is on, and `execute`'s async frame holds all of its locals:
+   * this path makes one promise (the handler's `then`) and about 0.7 KB less garbage per task.
+   */
+  private executeFast(r: Running, task: AnyTask, msg: TaskMessage, base: TaskEventBase): Promise<SerializedError | undefined> {
+    const opts = task.options;
+    const store = opts.ignoreResult !== true && this.backend !== undefined;
+    const limited = (msg.hardTimeLimitMs ?? opts.hardTimeLimitMs ?? msg.timeLimitMs ?? opts.timeLimitMs ?? null) !== null;
+    if (this.threads !== undefined || limited || r.aborted || (store && this.opts.trackStarted === true)) {
+      return this.execute(r, task, msg, base, false);
+    }
+    const clock = this.app.clock;
+    const events = this.app.events;
+    if (events.has('task:started')) {
+      const from = msg.sentAt === null || msg.sentAt === undefined ? null : Math.max(msg.sentAt, msg.eta ?? 0);
+      events.emit('task:started', taskEvent(base, { queueWaitMs: from === null ? null : Math.max(0, clock.now() - from) }));
+    }
+    const started = clock.now();
+    const ctx = new RunContext(r, msg, base, store ? this.backend : undefined, this.app);
+    let run: unknown;
+    try {
+      run = taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args));
+    } catch (err) {
+      return this.afterRun(r, task, msg, base, false, store, started, false, undefined, err);
+    }
+    return Promise.resolve(run).then(
+      (result) => this.succeeded(r, task, msg, base, store, started, result),
+      (err: unknown) => this.afterRun(r, task, msg, base, false, store, started, false, undefined, err),
+    );
+  }
+
+  /** A fast-path success: the ack (with the result where the broker stores both), then the event. */
+  private succeeded(
+    r: Running,
+    task: AnyTask,
+    msg: TaskMessage,
+    base: TaskEventBase,
+    store: boolean,
+    started: number,
+    result: unknown,
+  ): Promise<SerializedError | undefined> | undefined {
     if (r.abandoned) return undefined; // shutdown gave the delivery back already
+    if (CanvasRunner.hasLinks(msg.embed) || (store && !this.combine)) {
+      return this.afterRun(r, task, msg, base, false, store, started, true, result, undefined);
+    }
+    const finished = this.app.clock.now();
+    this.freeSlot(r);
+    const d = r.delivery;
+    const settling = store
+      ? d.ackWithResult!(
+          this.backend!.prepareSet!(
+            msg.id,
+            { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished },
+            { ttlMs: this.app.resultExpiresMs },
+          ),
+        )
+      : d.ack();
+    const events = this.app.events;
+    const emit = (): undefined => {
+      if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs: finished - started, result }));
+      return undefined;
+    };
+    if (settling === SETTLED) return emit();
+    return settling.then(emit, (err: unknown) => {
+      this.settleFailed(err);
+      return emit();
+    });
+  }
+
+  /** Everything after a handler ran (or failed to): the result, the ack or retry, the events. */
+  private async afterRun(
+    r: Running,
+    task: AnyTask,
+    msg: TaskMessage,
+    base: TaskEventBase,
+    acked: boolean,
+    store: boolean,
+    started: number,
+    ok: boolean,
+    result: unknown,
+    failure: unknown,
+  ): Promise<SerializedError | undefined> {
+    if (r.abandoned) return undefined; // shutdown gave the delivery back already
+    const d = r.delivery;
+    const opts = task.options;
+    const ttlMs = this.app.resultExpiresMs;
+    const clock = this.app.clock;
+    const events = this.app.events;
     const finished = clock.now();
     const runtimeMs = finished - started;
     this.freeSlot(r);

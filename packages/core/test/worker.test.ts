@@ -56,6 +56,33 @@ function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 describe('worker loop', () => {
+  it('runs plain (non-async) handlers: a returned value succeeds, a synchronous throw fails, with and without results', async () => {
+    const { app, clock, events } = setup();
+    const double = app.task('double', (n: number) => n * 2);
+    const boom = app.task('boom', (): number => {
+      throw new UnrecoverableError('sync boom');
+    });
+    const quiet = app.task('quiet', (n: number) => n + 1, { ignoreResult: true });
+    const seen: string[] = [];
+    const inside = app.task('inside', () => {
+      seen.push(currentTask().name);
+      return currentTask().retries;
+    });
+    const succeeded = events('task:succeeded');
+    const failed = events('task:failed');
+    await app.worker().start();
+    const [a, b, c, d] = [await double.delay(21), await boom.delay(), await quiet.delay(1), await inside.delay()];
+    await clock.flush();
+    expect(await a.get({ timeoutMs: 10 })).toBe(42);
+    await expect(b.get({ timeoutMs: 10 })).rejects.toMatchObject({ message: expect.stringContaining('sync boom') });
+    expect(await c.state()).toBe('PENDING'); // ignoreResult: nothing stored, but it ran and was acked
+    expect(await d.get({ timeoutMs: 10 })).toBe(0);
+    expect(seen).toEqual(['inside']);
+    expect(succeeded.map((e) => e.name).sort()).toEqual(['double', 'inside', 'quiet']);
+    expect(failed.map((e) => e.name)).toEqual(['boom']);
+    expect((await app.getBroker()).unsettledCount).toBe(0);
+  });
+
   it('runs a task and stores its result', async () => {
     const { app, clock } = setup();
     const add = app.task('math.add', async (a: number, b: number) => a + b);
