@@ -190,21 +190,17 @@ export class GuardedBroker implements Broker {
     return {
       [Symbol.asyncIterator]: (): DeliveryIterator => {
         const it: DeliveryIterator = source[Symbol.asyncIterator]();
-        const take = it.takeSync?.bind(it);
         return {
-          ...(take === undefined
-            ? {}
-            : {
-                takeSync: () => {
-                  let d: Delivery | undefined;
-                  try {
-                    d = take();
-                  } catch (e) {
-                    throw wrap(e);
-                  }
-                  return d === undefined ? undefined : this.track(new GuardedDelivery(d, this));
-                },
-              }),
+          // Undefined when the transport has nothing buffered, or no `takeSync` at all: then `next()`.
+          takeSync: () => {
+            let d: Delivery | undefined;
+            try {
+              d = it.takeSync?.();
+            } catch (e) {
+              throw wrap(e);
+            }
+            return d === undefined ? undefined : this.track(new GuardedDelivery(d, this));
+          },
           // One `then` per delivery, not an async function and its await.
           next: () => {
             let p: Promise<IteratorResult<Delivery>>;

@@ -623,19 +623,32 @@ export class Worker {
     }
     const finished = this.app.clock.now();
     this.freeSlot(r);
-    const d = r.delivery;
-    const settling = store
-      ? d.ackWithResult!(
-          this.backend!.prepareSet!(
-            msg.id,
-            { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished },
-            { ttlMs: this.app.resultExpiresMs },
-          ),
-        )
-      : d.ack();
+    return this.ackSuccess(r.delivery, msg, base, store, false, finished, finished - started, result);
+  }
+
+  /**
+   * The end of every success: the ack — with the result where broker and backend share a server
+   * (`combined`), none when acked early — then `task:succeeded`. An ack that is already done
+   * (`SETTLED`) is not waited for; a failed one is reported and the task still counts as succeeded.
+   */
+  private ackSuccess(
+    d: Delivery,
+    msg: TaskMessage,
+    base: TaskEventBase,
+    combined: boolean,
+    acked: boolean,
+    finished: number,
+    runtimeMs: number,
+    result: unknown,
+  ): Promise<undefined> | undefined {
+    const settling = combined
+      ? d.ackWithResult!(this.backend!.prepareSet!(msg.id, successMeta(msg, result, finished), { ttlMs: this.app.resultExpiresMs }))
+      : acked
+        ? SETTLED
+        : d.ack();
     const events = this.app.events;
     const emit = (): undefined => {
-      if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs: finished - started, result }));
+      if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));
       return undefined;
     };
     if (settling === SETTLED) return emit();
@@ -670,29 +683,10 @@ export class Worker {
 
     if (ok) {
       const links = CanvasRunner.hasLinks(msg.embed);
-      const meta: ResultMeta | undefined = store
-        ? { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished }
-        : undefined;
-      let settling: Promise<void> | undefined;
-      if (meta !== undefined && !acked && !links && this.combine) {
-        // Broker and backend share a server: store and ack in one round trip.
-        settling = d.ackWithResult!(this.backend!.prepareSet!(msg.id, meta, { ttlMs }));
-      } else {
-        if (meta !== undefined) await this.backend!.set(msg.id, meta, { ttlMs });
-        if (links) await this.canvas.onSuccess(msg, result);
-        if (!acked) settling = d.ack();
-      }
-      // Awaited here (try/catch rather than `settle`): one promise less per task on the common path, and
-      // none when the transport's ack was already done (`SETTLED`).
-      if (settling !== undefined && settling !== SETTLED) {
-        try {
-          await settling;
-        } catch (err) {
-          this.settleFailed(err);
-        }
-      }
-      if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));
-      return undefined;
+      const combined = store && !acked && !links && this.combine;
+      if (store && !combined) await this.backend!.set(msg.id, successMeta(msg, result, finished), { ttlMs });
+      if (links) await this.canvas.onSuccess(msg, result);
+      return this.ackSuccess(d, msg, base, combined, acked, finished, runtimeMs, result);
     }
 
     const reason = r.reason;
@@ -886,6 +880,10 @@ export class Worker {
  * A task event: the fields of `base` copied one by one, then `extra`. Not `{ ...base, ...extra }`: V8 took
  * a slow path for that spread, about 5 µs per task on the worker's path (measured).
  */
+function successMeta(msg: TaskMessage, result: unknown, finished: number): ResultMeta {
+  return { state: TaskState.SUCCESS, result, name: msg.task, retries: msg.retries, dateDone: finished };
+}
+
 function taskEvent<E extends object>(base: TaskEventBase, extra: E): TaskEventBase & E {
   const e: TaskEventBase = { taskId: base.taskId, name: base.name, queue: base.queue, retries: base.retries, deliveries: base.deliveries };
   if (base.workerId !== undefined) e.workerId = base.workerId;

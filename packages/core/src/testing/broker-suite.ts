@@ -49,10 +49,19 @@ class Collector {
   error: unknown;
 
   constructor(broker: GuardedBroker, queue: string, prefetch: number) {
-    const it = broker.consume(queue, { prefetch, signal: this.abort.signal });
+    const it = broker.consume(queue, { prefetch, signal: this.abort.signal })[Symbol.asyncIterator]();
     this.done = (async () => {
       try {
-        for await (const d of it) this.got.push(d);
+        // As the worker consumes: what the transport holds through `takeSync`, `next()` to wait.
+        for (;;) {
+          let d = it.takeSync?.();
+          if (d === undefined) {
+            const r = await it.next();
+            if (r.done === true) break;
+            d = r.value;
+          }
+          this.got.push(d);
+        }
       } catch (err) {
         if (!this.abort.signal.aborted) this.error = err;
       }
