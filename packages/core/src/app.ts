@@ -430,9 +430,36 @@ export class App implements ResultSource {
     return this.codec.encode(msg, serializer, gzip);
   }
 
-  private async send<R>(name: string, args: readonly unknown[], opts: ApplyOptions, taskOpts: TaskOptions): Promise<AsyncResult<R>> {
-    const { msg, delayMs, priority } = this.buildMessage(name, args, opts, taskOpts);
-    const queue = this.queueFor(name, opts, taskOpts);
+  /**
+   * Publish one task. When the broker is connected and the queue declared (every call after the
+   * first), this is one `then` on the publish rather than an async function and its awaits.
+   */
+  private send<R>(name: string, args: readonly unknown[], opts: ApplyOptions, taskOpts: TaskOptions): Promise<AsyncResult<R>> {
+    let built: ReturnType<App['buildMessage']>;
+    let queue: string;
+    try {
+      built = this.buildMessage(name, args, opts, taskOpts);
+      queue = this.queueFor(name, opts, taskOpts);
+      const broker = this.brokerValue;
+      if (broker !== undefined && this.declared.has(queue) && !tracingActive()) {
+        const { msg, delayMs } = built;
+        return broker
+          .publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, built.priority))
+          .then(() => this.sent<R>(msg, queue, delayMs));
+      }
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.sendFirst(built, queue, taskOpts);
+  }
+
+  /** `send` before the broker is connected or the queue declared, or while tracing. */
+  private async sendFirst<R>(
+    built: ReturnType<App['buildMessage']>,
+    queue: string,
+    taskOpts: TaskOptions,
+  ): Promise<AsyncResult<R>> {
+    const { msg, delayMs, priority } = built;
     const broker = this.brokerValue ?? (await this.getBroker());
     if (!this.declared.has(queue)) await this.declare(broker, queue);
     if (tracingActive()) {
@@ -440,8 +467,12 @@ export class App implements ResultSource {
     } else {
       await broker.publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, priority));
     }
+    return this.sent<R>(msg, queue, delayMs);
+  }
+
+  private sent<R>(msg: TaskMessage, queue: string, delayMs: number): AsyncResult<R> {
     if (this.events.has('task:sent')) {
-      this.events.emit('task:sent', { taskId: msg.id, name, queue, retries: 0, deliveries: 0, delayMs });
+      this.events.emit('task:sent', { taskId: msg.id, name: msg.task, queue, retries: 0, deliveries: 0, delayMs });
     }
     return new AsyncResult<R>(msg.id, this);
   }

@@ -41,7 +41,7 @@ export type { SerializedError, CeleriacErrorOptions } from './errors.js';
 export type { CeleriacEvents, EventName, Listener, TaskEventBase, WorkerEventBase } from './events.js';
 export { guardBroker, GuardedBroker } from './guard.js';
 export type { BrokerEvent, BrokerEventSource, GuardOptions } from './guard.js';
-export { newId } from './ids.js';
+export { newId, newMessageId } from './ids.js';
 export { silentLogger, redactUrl } from './logger.js';
 export type { Logger } from './logger.js';
 export { createMemoryBroker, MemoryBroker, MemoryServer } from './memory-broker.js';

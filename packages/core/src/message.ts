@@ -1,7 +1,7 @@
 import type { Delivery, Headers, HeaderValue, OutgoingMessage } from './broker.js';
 import { CeleriacError, ErrorCode } from './errors.js';
 import { compress, decompress, GZIP, serializerFor, type Serializer } from './serializer.js';
-import { newId } from './ids.js';
+import { newMessageId } from './ids.js';
 
 /** A link to another task, carried in the message (callbacks, errbacks, chain, chord). */
 export interface SignatureData {
@@ -95,7 +95,7 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
     body = compress(body);
     headers['content-encoding'] = GZIP;
   }
-  return { id: newId(), body, headers };
+  return { id: newMessageId(), body, headers };
 }
 
 /**

@@ -10,7 +10,7 @@ import { RetryRequest, taskStorage, type TaskContext } from './context.js';
 import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
 import type { TaskEventBase } from './events.js';
 import type { GuardedBroker } from './guard.js';
-import { newId } from './ids.js';
+import { newId, newMessageId } from './ids.js';
 import type { TaskMessage } from './message.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import { backoffDelayMs, matchesAny } from './retry.js';
@@ -807,7 +807,7 @@ export class Worker {
     const opts: { priority?: number; delayMs?: number } = {};
     if (typeof priority === 'number' && broker.capabilities.priorities > 0) opts.priority = priority;
     if (delayMs > 0) opts.delayMs = delayMs;
-    await broker.publish(queue, { id: newId(), body: d.body, headers: d.headers }, opts);
+    await broker.publish(queue, { id: newMessageId(), body: d.body, headers: d.headers }, opts);
     await d.ack();
   }
 

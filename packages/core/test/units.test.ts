@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   backoffDelayMs,
   CeleriacError,
+  createApp,
   createMemoryBroker,
   decodeTask,
   encodeTask,
@@ -40,6 +41,8 @@ describe('message model', () => {
     const b = encodeTask(base, jsonSerializer);
     expect(a.id).not.toBe(b.id);
     expect(a.id).not.toBe(base.id);
+    const many = new Set(Array.from({ length: 10_000 }, () => encodeTask(base, jsonSerializer).id));
+    expect(many.size).toBe(10_000);
   });
 
   it('refuses content types outside accept and undecodable bodies with stable codes', () => {
@@ -49,6 +52,27 @@ describe('message model', () => {
     expect(() => decodeTask(bad, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_SERIALIZATION' }));
     const pickle = { body: new Uint8Array([0x80, 0x04]), headers: { id: 'a', task: 'b', 'content-type': 'application/x-python-serialize' } };
     expect(() => decodeTask(pickle, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_CONTENT_TYPE' }));
+  });
+});
+
+describe('applyAsync', () => {
+  it('rejects bad arguments (never throws) before and after the first publish, and reports every send', async () => {
+    const app = createApp({ broker: 'memory://' });
+    const t = app.task('units.echo', (x: number) => x);
+    const sent: string[] = [];
+    app.on('task:sent', (e) => sent.push(`${e.name}@${e.queue}`));
+    const bad = (): Promise<unknown> => t.applyAsync(5 as unknown as [number]);
+    const early = bad();
+    await expect(early).rejects.toThrow(TypeError);
+    const first = await t.applyAsync([1]);
+    // Now connected and declared: the short path, with the same refusals.
+    await expect(bad()).rejects.toThrow(TypeError);
+    await expect(t.applyAsync([1], { countdownMs: -1 })).rejects.toThrow(RangeError);
+    await expect(t.applyAsync([1n as unknown as number])).rejects.toThrow(TypeError); // BigInt: not JSON
+    const second = await t.applyAsync([2]);
+    expect(second.id).not.toBe(first.id);
+    expect(sent).toEqual(['units.echo@default', 'units.echo@default']);
+    await app.close();
   });
 });
 
