@@ -59,7 +59,7 @@ export function chartPanels(records: readonly BenchRecord[]): Panel[] {
 
 /** A self-contained SVG bar chart comparing the systems of a run (no dependency, no script). */
 export function renderChart(report: BenchReport): string {
-  const panels = chartPanels(report.rows);
+  const panels = chartPanels(report.summary ?? report.rows);
   const out: string[] = [];
   let y = 0;
   const text = (x: number, yy: number, s: string, attrs = '') =>

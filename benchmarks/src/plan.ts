@@ -147,3 +147,13 @@ export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, s
   }
   return rows;
 }
+
+/**
+ * The order of round `round` (0-based) of a `--repeat` run: the plan as it is in even rounds, reversed
+ * in odd ones, so neither celeriac nor its peer always runs first (a machine that is slowing down or
+ * warming up would favour one of them). Each round gets fresh namespaces from `plan()`.
+ */
+export function roundOrder(plan: () => RowSpec[], round: number): RowSpec[] {
+  const rows = plan();
+  return round % 2 === 0 ? rows : rows.reverse();
+}

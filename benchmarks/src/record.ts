@@ -85,6 +85,10 @@ export interface BenchRecord {
   wallMs?: number;
   /** Version of the server the row ran against (absent for memory). */
   serverVersion?: string;
+  /** With `--repeat`: the round this sample belongs to (1-based). */
+  round?: number;
+  /** In a summary row: how many rounds its medians are of. */
+  rounds?: number;
 }
 
 export interface MachineInfo {
@@ -106,7 +110,12 @@ export interface BenchReport {
   argv: string[];
   /** Untimed warm-up tasks each row ran before its timed pass (0: cold starts). */
   warmupTasks: number;
+  /** Every row as it ran; with `--repeat`, one sample per round (each with its `round`). */
   rows: BenchRecord[];
+  /** Rounds each row ran (`--repeat`). @default 1 */
+  repeat?: number;
+  /** With `--repeat` above 1: one row per system and scenario, with the medians of its rounds. */
+  summary?: BenchRecord[];
   /** celeriac transports whose package did not load: one entry each instead of one row per scenario. */
   skipped?: { system: System; transport: Transport; reason: string }[];
 }

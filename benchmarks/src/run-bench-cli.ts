@@ -6,12 +6,12 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolveBroker } from '@celeriac/core';
 import { renderChart } from './chart.js';
 import { celeriacBrokerUrl } from './driver-celeriac.js';
-import { planRows, type BenchConfig } from './plan.js';
+import { planRows, roundOrder, type BenchConfig } from './plan.js';
 import { SCENARIOS, TRANSPORTS, type BenchRecord, type BenchReport, type RowSpec, type Scenario, type ServerKind, type Transport } from './record.js';
 import { rowScriptPath, runRowProcess } from './row-process.js';
 import { isAnswering, machineInfo, redact, serverUrl, serverVersion } from './servers.js';
 import { sweep } from './sweep.js';
-import { LIVE_WIDTHS, formatLine, renderRatios, renderTable, rowCells, COLUMNS, scenarioLabel, systemLabel } from './table.js';
+import { LIVE_WIDTHS, formatLine, renderRatios, renderTable, rowCells, summarizeRounds, COLUMNS, scenarioLabel, systemLabel } from './table.js';
 
 /** Where `runBenchCli` writes. Defaults to the process's streams and environment. */
 export interface BenchIo {
@@ -61,6 +61,7 @@ interface ParsedOptions {
   celeriac: boolean;
   rate: number;
   warmup: number;
+  repeat: number;
   amqpQueueType: 'quorum' | 'classic';
   full?: boolean;
   json?: string;
@@ -108,6 +109,12 @@ function buildProgram(io: BenchIo): Command {
       'untimed tasks each row runs first in its own process, on its own namespace (0: measure from a cold start)',
       intArg(0),
       DEFAULT_WARMUP_TASKS,
+    )
+    .option(
+      '--repeat <n>',
+      'run every row n times, the order of the rows reversed every other round; the table shows medians, each ratio the median of its rounds with their range',
+      intArg(1),
+      1,
     )
     .option('--amqp-queue-type <type>', 'RabbitMQ queue type of celeriac and the raw floor: quorum or classic', (v: string) => {
       if (v !== 'quorum' && v !== 'classic') throw new InvalidArgumentError('expected quorum or classic');
@@ -205,7 +212,9 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
       err(`celeriac ${t}: skipped (${reason})`);
     }
   }
-  const rows = planRows(cfg, servers).filter((r) => !(r.system === 'celeriac' && skipped.some((s) => s.transport === r.transport)));
+  const plan = () => planRows(cfg, servers).filter((r) => !(r.system === 'celeriac' && skipped.some((s) => s.transport === r.transport)));
+  const rows: { spec: RowSpec; round: number }[] = [];
+  for (let k = 0; k < opts.repeat; k++) for (const spec of roundOrder(plan, k)) rows.push({ spec, round: k + 1 });
   if (rows.length === 0) {
     err('nothing to run');
     return 1;
@@ -214,11 +223,11 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
   const script = rowScriptPath();
   const tty = io.stderr.isTTY === true;
   err(
-    `celeriac bench: ${rows.length} rows · scenarios ${cfg.scenarios.join(', ')} · ${cfg.tasks} tasks · concurrency ${cfg.concurrency} · transports ${cfg.transports.join(', ')} · ${warmupText(opts.warmup)}`,
+    `celeriac bench: ${rows.length} rows${opts.repeat > 1 ? ` (${opts.repeat} rounds)` : ''} · scenarios ${cfg.scenarios.join(', ')} · ${cfg.tasks} tasks · concurrency ${cfg.concurrency} · transports ${cfg.transports.join(', ')} · ${warmupText(opts.warmup)}`,
   );
   err(formatLine(COLUMNS, LIVE_WIDTHS));
   const records: BenchRecord[] = [];
-  for (const [i, spec] of rows.entries()) {
+  for (const [i, { spec, round }] of rows.entries()) {
     const title = `[${i + 1}/${rows.length}] ${systemLabel({ system: spec.system, transport: spec.transport, options: spec.system === 'celeriac' ? { serializer: spec.serializer } : {} })} · ${scenarioLabel({ scenario: spec.scenario, mode: spec.enqueue, payloadBytes: spec.payloadBytes })}`;
     let lastDraw = 0;
     const rowStart = performance.now();
@@ -238,11 +247,12 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     record.wallMs = Math.round(performance.now() - rowStart);
     const version = spec.transport === 'memory' ? undefined : versions[spec.transport];
     if (version !== undefined) record.serverVersion = version;
+    if (opts.repeat > 1) record.round = round;
     records.push(record);
     const sweepStart = performance.now();
     const notes = await sweepRow(spec, record);
     const sweepMs = performance.now() - sweepStart;
-    err(`${formatLine(rowCells(record), LIVE_WIDTHS)}  (${(record.wallMs / 1000).toFixed(1)} s${sweepMs > 500 ? `, cleanup ${(sweepMs / 1000).toFixed(1)} s` : ''})`);
+    err(`${formatLine(rowCells(record), LIVE_WIDTHS)}  (${(record.wallMs / 1000).toFixed(1)} s${sweepMs > 500 ? `, cleanup ${(sweepMs / 1000).toFixed(1)} s` : ''}${opts.repeat > 1 ? `, round ${round}` : ''})`);
     for (const note of notes) err(`  ${note}`);
   }
 
@@ -255,6 +265,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     argv,
     warmupTasks: opts.warmup,
     rows: records,
+    ...(opts.repeat > 1 ? { repeat: opts.repeat, summary: summarizeRounds(records) } : {}),
     ...(skipped.length === 0 ? {} : { skipped }),
   };
   const out = (line = '') => void io.stdout.write(`${line}\n`);
@@ -263,12 +274,19 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
   const load = report.machine.loadAverage!;
   out(`load average ${load.start} at the start, ${load.end} at the end (${report.machine.cores} cores)${Math.max(load.start, load.end) > report.machine.cores * 0.75 ? ': the machine was busy with other work, so every figure is low and noisy' : ''}`);
   out(`${warmupText(opts.warmup)}, the same for every system`);
+  if (opts.repeat > 1) {
+    out(`each row ran ${opts.repeat} times, every other round in reverse order: the table shows each row's medians (peak RSS: the highest)`);
+  }
   out();
-  out(renderTable(records));
+  out(renderTable(report.summary ?? records));
   const ratios = renderRatios(records);
   if (ratios.length > 0) {
     out();
-    out('Ratios (same run, same server, payload and concurrency):');
+    out(
+      opts.repeat > 1
+        ? `Ratios (each taken within a round: same server, payload and concurrency; the median of ${opts.repeat} rounds [lowest–highest]):`
+        : 'Ratios (same run, same server, payload and concurrency):',
+    );
     for (const l of ratios) out(`  ${l}`);
   }
   for (const s of skipped) out(`celeriac ${s.transport}: skipped (${s.reason})`);

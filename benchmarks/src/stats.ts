@@ -37,12 +37,30 @@ export function ratePerSec(count: number, elapsedMs: number): number | null {
   return (count * 1000) / elapsedMs;
 }
 
+/** `a / b`, or null when either side is missing or `b` is zero. */
+export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  if (a === null || a === undefined || b === null || b === undefined) return null;
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null;
+  return a / b;
+}
+
+/** A ratio as `0.85×` (`12.3×` from 10 up); `n/a` when missing. */
+export function formatRatioValue(r: number | null): string {
+  if (r === null) return 'n/a';
+  return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+}
+
 /** `a / b` as `0.85×`; `n/a` when either side is missing or `b` is zero. */
 export function formatRatio(a: number | null | undefined, b: number | null | undefined): string {
-  if (a === null || a === undefined || b === null || b === undefined) return 'n/a';
-  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return 'n/a';
-  const r = a / b;
-  return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+  return formatRatioValue(ratio(a, b));
+}
+
+/** The median of `values` (the mean of the middle two for an even count); null when empty. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** A rate as a whole number with thousands separators (`12,345`); `-` when missing. */

@@ -1,5 +1,5 @@
 import type { BenchRecord } from './record.js';
-import { formatBytes, formatMs, formatRate, formatRatio } from './stats.js';
+import { formatBytes, formatMs, formatRate, formatRatioValue, median, ratio } from './stats.js';
 
 /** `celeriac redis (msgpack)`, `BullMQ`, `raw amqp`. */
 export function systemLabel(r: Pick<BenchRecord, 'system' | 'transport' | 'options'>): string {
@@ -78,32 +78,116 @@ export const LIVE_WIDTHS: readonly number[] = [26, 18, 6, 4, 10, 10, 7, 7, 7, 7,
 const sameShape = (a: BenchRecord, b: BenchRecord) =>
   a.scenario === b.scenario && a.mode === b.mode && a.payloadBytes === b.payloadBytes && a.status === 'ok' && b.status === 'ok';
 
+/** One celeriac row against one peer, in one round: process/s and enqueue/s, or p50 and p99 for latency. */
+interface RatioEntry {
+  label: string;
+  peer: string;
+  latency: boolean;
+  first: number | null;
+  second: number | null;
+}
+
+function ratioEntries(records: readonly BenchRecord[]): RatioEntry[] {
+  const out: RatioEntry[] = [];
+  for (const c of records) {
+    if (c.system !== 'celeriac' || c.status !== 'ok') continue;
+    const label = `${systemLabel(c)} · ${scenarioLabel(c)}`;
+    const bull = records.find((r) => r.system === 'bullmq' && sameShape(r, c));
+    const raw = records.find((r) => r.system === 'raw' && r.transport === c.transport && sameShape(r, c));
+    for (const [peer, p] of [['BullMQ', bull], [`raw ${c.transport}`, raw]] as const) {
+      if (p === undefined) continue;
+      const latency = c.scenario === 'latency';
+      out.push(
+        latency
+          ? { label, peer, latency, first: ratio(c.p50Ms, p.p50Ms), second: ratio(c.p99Ms, p.p99Ms) }
+          : { label, peer, latency, first: ratio(c.processPerSec, p.processPerSec), second: ratio(c.enqueuePerSec, p.enqueuePerSec) },
+      );
+    }
+  }
+  return out;
+}
+
+/** `0.85×`, or over several rounds the median and the range: `0.85× [0.80–0.91]`. */
+function formatRounds(values: readonly (number | null)[]): string {
+  const v = values.filter((x): x is number => x !== null);
+  if (values.length <= 1 || v.length === 0) return formatRatioValue(v[0] ?? null);
+  return `${formatRatioValue(median(v))} [${formatRatioValue(Math.min(...v)).slice(0, -1)}–${formatRatioValue(Math.max(...v))}]`;
+}
+
 /**
  * The ratios the issues ask for, per celeriac row: process/s and enqueue/s against BullMQ and
  * against the raw client of the same server (higher is better), and for latency rows p50/p99
- * against them (lower is better).
+ * against them (lower is better). With `--repeat`, each ratio is taken within a round (the pair ran
+ * back to back) and printed as the median of the rounds with their range.
  */
 export function renderRatios(records: readonly BenchRecord[]): string[] {
+  const rounds = new Map<number, BenchRecord[]>();
+  for (const r of records) {
+    const k = r.round ?? 1;
+    const list = rounds.get(k);
+    if (list === undefined) rounds.set(k, [r]);
+    else list.push(r);
+  }
+  // label → peer → the entries of every round, in the order they first appear
+  const byLabel = new Map<string, Map<string, RatioEntry[]>>();
+  for (const list of rounds.values()) {
+    for (const e of ratioEntries(list)) {
+      let peers = byLabel.get(e.label);
+      if (peers === undefined) byLabel.set(e.label, (peers = new Map()));
+      const entries = peers.get(e.peer);
+      if (entries === undefined) peers.set(e.peer, [e]);
+      else entries.push(e);
+    }
+  }
   const lines: string[] = [];
-  for (const c of records) {
-    if (c.system !== 'celeriac' || c.status !== 'ok') continue;
-    const bull = records.find((r) => r.system === 'bullmq' && sameShape(r, c));
-    const raw = records.find((r) => r.system === 'raw' && r.transport === c.transport && sameShape(r, c));
-    if (bull === undefined && raw === undefined) continue;
+  for (const [label, peers] of byLabel) {
     const parts: string[] = [];
-    const versus = (name: string, peer: BenchRecord | undefined) => {
-      if (peer === undefined) return;
-      if (c.scenario === 'latency') {
-        parts.push(`p50 ${formatRatio(c.p50Ms, peer.p50Ms)} / p99 ${formatRatio(c.p99Ms, peer.p99Ms)} of ${name}'s`);
-      } else {
-        parts.push(
-          `process/s ${formatRatio(c.processPerSec, peer.processPerSec)}, enqueue/s ${formatRatio(c.enqueuePerSec, peer.enqueuePerSec)} ${name}`,
-        );
-      }
-    };
-    versus('BullMQ', bull);
-    versus(`raw ${c.transport}`, raw);
-    lines.push(`${systemLabel(c)} · ${scenarioLabel(c)}: ${parts.join('; ')}`);
+    for (const [peer, es] of peers) {
+      const first = formatRounds(es.map((e) => e.first));
+      const second = formatRounds(es.map((e) => e.second));
+      parts.push(es[0]!.latency ? `p50 ${first} / p99 ${second} of ${peer}'s` : `process/s ${first}, enqueue/s ${second} ${peer}`);
+    }
+    lines.push(`${label}: ${parts.join('; ')}`);
   }
   return lines;
+}
+
+/** The rows of one system and scenario across the rounds of a `--repeat` run. */
+export function rowKey(r: BenchRecord): string {
+  return `${systemLabel(r)}|${scenarioLabel(r)}|${r.transport}|${r.payloadBytes}`;
+}
+
+/**
+ * One row per system and scenario, in the order they first ran: the medians of its rounds (peak RSS:
+ * the highest), or its first failure when a round did not succeed.
+ */
+export function summarizeRounds(records: readonly BenchRecord[]): BenchRecord[] {
+  const groups = new Map<string, BenchRecord[]>();
+  for (const r of records) {
+    const g = groups.get(rowKey(r));
+    if (g === undefined) groups.set(rowKey(r), [r]);
+    else g.push(r);
+  }
+  const out: BenchRecord[] = [];
+  for (const g of groups.values()) {
+    const { round: _first, ...head } = g.find((r) => r.status !== 'ok') ?? g[0]!;
+    if (head.status !== 'ok') {
+      out.push({ ...head, rounds: g.length });
+      continue;
+    }
+    const med = (f: (r: BenchRecord) => number | null) => median(g.map(f).filter((v): v is number => v !== null));
+    const rss = g.map((r) => r.peakRssMb).filter((v): v is number => v !== null);
+    out.push({
+      ...head,
+      enqueuePerSec: med((r) => r.enqueuePerSec),
+      processPerSec: med((r) => r.processPerSec),
+      p50Ms: med((r) => r.p50Ms),
+      p90Ms: med((r) => r.p90Ms),
+      p99Ms: med((r) => r.p99Ms),
+      maxMs: med((r) => r.maxMs),
+      peakRssMb: rss.length === 0 ? null : Math.max(...rss),
+      rounds: g.length,
+    });
+  }
+  return out;
 }

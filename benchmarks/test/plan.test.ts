@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { latencyTasks, newPrefix, PAYLOAD_SIZES, payloadTasks, planRows, warmupSpec, type BenchConfig } from '../src/plan.js';
+import { latencyTasks, newPrefix, PAYLOAD_SIZES, payloadTasks, planRows, roundOrder, warmupSpec, type BenchConfig } from '../src/plan.js';
 import { celeriacBrokerUrl } from '../src/driver-celeriac.js';
 
 const config = (over: Partial<BenchConfig> = {}): BenchConfig => ({
@@ -100,6 +100,21 @@ describe('planRows', () => {
   it('uses an explicit payload size for every scenario', () => {
     const rows = planRows(config({ transports: ['memory'], scenarios: ['payload', 'throughput'], payloadBytes: 2048 }), servers);
     expect(rows.map((r) => r.payloadBytes)).toEqual([2048, 2048, 2048]);
+  });
+});
+
+describe('roundOrder', () => {
+  it('reverses every other round, so celeriac and its peer take turns going first, on fresh namespaces', () => {
+    const plan = () => planRows(config({ transports: ['amqp'] }), servers);
+    const r0 = roundOrder(plan, 0);
+    const r1 = roundOrder(plan, 1);
+    const r2 = roundOrder(plan, 2);
+    const names = (rows: typeof r0) => rows.map((r) => `${r.system}/${r.enqueue}`);
+    expect(names(r0)).toEqual(['celeriac/single', 'raw/single', 'celeriac/bulk', 'raw/bulk']);
+    expect(names(r1)).toEqual(['raw/bulk', 'celeriac/bulk', 'raw/single', 'celeriac/single']);
+    expect(names(r2)).toEqual(names(r0));
+    const prefixes = new Set([...r0, ...r1, ...r2].map((r) => r.prefix));
+    expect(prefixes.size).toBe(12);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chartPanels, escapeXml, renderChart } from '../src/chart.js';
 import type { BenchRecord, BenchReport } from '../src/record.js';
-import { renderRatios, renderTable, rowCells } from '../src/table.js';
+import { renderRatios, renderTable, rowCells, summarizeRounds } from '../src/table.js';
 
 const rec = (over: Partial<BenchRecord>): BenchRecord => ({
   system: 'celeriac',
@@ -41,6 +41,34 @@ describe('renderRatios', () => {
     expect(lines).toContain('celeriac memory (json) · throughput: process/s 3.08×, enqueue/s 4.00× BullMQ');
     expect(lines).toContain("celeriac redis (json) · latency: p50 0.50× / p99 0.30× of BullMQ's");
     expect(lines.some((l) => l.includes('amqp'))).toBe(false); // a failed row has no ratio
+  });
+});
+
+describe('repeated rounds', () => {
+  const round = (k: number, celeriac: number, raw: number, enqueue = 20_000): BenchRecord[] => [
+    rec({ round: k, processPerSec: celeriac, enqueuePerSec: enqueue, peakRssMb: 100 + k }),
+    rec({ round: k, system: 'raw', options: {}, processPerSec: raw, enqueuePerSec: 40_000 }),
+  ];
+  // Round 2 is the odd one out: the ratio is taken within each round, then the median of the rounds.
+  const records = [...round(1, 30_000, 40_000), ...round(2, 10_000, 40_000), ...round(3, 36_000, 40_000, 30_000)];
+
+  it('prints each ratio as the median of the per-round ratios, with their range', () => {
+    expect(renderRatios(records)).toEqual([
+      'celeriac redis (json) · throughput: process/s 0.75× [0.25–0.90×], enqueue/s 0.50× [0.50–0.75×] raw redis',
+    ]);
+  });
+
+  it('summarizes each row as the medians of its rounds, highest RSS, in the order rows first ran', () => {
+    const summary = summarizeRounds(records);
+    expect(summary.map((r) => r.system)).toEqual(['celeriac', 'raw']);
+    expect(summary[0]).toMatchObject({ processPerSec: 30_000, enqueuePerSec: 20_000, peakRssMb: 103, rounds: 3, status: 'ok' });
+    expect(summary[0]!.round).toBeUndefined();
+    expect(summarizeRounds([...round(1, 1, 2), ...round(2, 3, 4)])[0]!.processPerSec).toBe(2); // even count: mean of the middle two
+  });
+
+  it('shows a row that failed in any round as failed', () => {
+    const failed = [...round(1, 30_000, 40_000), rec({ round: 2, status: 'failed', message: 'stalled', processPerSec: null, enqueuePerSec: null })];
+    expect(summarizeRounds(failed)[0]).toMatchObject({ status: 'failed', message: 'stalled', rounds: 2 });
   });
 });
 

@@ -107,6 +107,23 @@ describe('celeriac bench on the memory broker (smoke)', () => {
     expect(c.out()).toContain('REFUSED');
   }, 60_000);
 
+  it('repeats every row with --repeat and reports each round and the medians', async () => {
+    const json = join(dir, 'repeat.json');
+    const c = capture();
+    const code = await runBenchCli(['--transports', 'memory', '--tasks', '300', '--warmup', '0', '--repeat', '2', '--json', json], { ...c.io, env: {} });
+    expect(code).toBe(0);
+    const report = JSON.parse(await readFile(json, 'utf8')) as BenchReport;
+    expect(report.repeat).toBe(2);
+    // Round 2 runs the rows in reverse order.
+    expect(report.rows.map((r) => `${r.mode}/${r.round}`)).toEqual(['single/1', 'bulk/1', 'bulk/2', 'single/2']);
+    expect(report.summary!.map((r) => `${r.mode}/${r.rounds}`)).toEqual(['single/2', 'bulk/2']);
+    for (const r of report.summary!) {
+      const samples = report.rows.filter((s) => s.mode === r.mode).map((s) => s.processPerSec!);
+      expect(r.processPerSec).toBeCloseTo((samples[0]! + samples[1]!) / 2, 6);
+    }
+    expect(c.out()).toContain('each row ran 2 times');
+  }, 60_000);
+
   it('answers --help with 0 and a bad option with a usage error', async () => {
     const help = capture();
     expect(await runBenchCli(['--help'], { ...help.io, env: {} })).toBe(0);
