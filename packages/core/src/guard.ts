@@ -17,6 +17,7 @@ import type {
 import { SETTLED } from './broker.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeleriacError, ErrorCode, wrapError } from './errors.js';
+import { LinkedList } from './linked-list.js';
 
 /** Events a transport may report; core turns them into `broker:error` and `broker:reconnected`. */
 export type BrokerEvent = { type: 'error'; error: unknown } | { type: 'reconnected' };
@@ -86,9 +87,8 @@ export class GuardedBroker implements Broker {
   readonly deadLetters: DeadLetters;
   readonly broadcast: Broadcast | undefined;
   private readonly clock: Clock;
-  /** Deliveries handed out and not settled: a list linked through the deliveries (no hashing per task). */
-  private head: GuardedDelivery | undefined;
-  private count = 0;
+  /** Deliveries handed out and not settled. */
+  private readonly unsettled = new LinkedList<GuardedDelivery>();
   private renewTimer: TimerHandle | undefined;
   private connecting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -233,25 +233,17 @@ export class GuardedBroker implements Broker {
 
   /** Deliveries handed out through this guard and not settled yet. */
   get unsettledCount(): number {
-    return this.count;
+    return this.unsettled.size;
   }
 
   private track(d: GuardedDelivery): GuardedDelivery {
-    d.next = this.head;
-    if (this.head !== undefined) this.head.prev = d;
-    this.head = d;
-    this.count++;
+    this.unsettled.add(d);
     if (this.renewTimer === undefined && d.inner.extend !== undefined) this.armRenew();
     return d;
   }
 
   untrack(d: GuardedDelivery): void {
-    if (d.prev !== undefined) d.prev.next = d.next;
-    else if (this.head === d) this.head = d.next;
-    else return; // not in the list
-    if (d.next !== undefined) d.next.prev = d.prev;
-    d.prev = d.next = undefined;
-    this.count--;
+    this.unsettled.delete(d);
   }
 
   private armRenew(): void {
@@ -259,13 +251,13 @@ export class GuardedBroker implements Broker {
     if (vt === undefined || vt <= 0 || this.closing !== undefined) return;
     this.renewTimer = this.clock.setTimeout(() => {
       this.renewTimer = undefined;
-      for (let d = this.head; d !== undefined; d = d.next) {
+      for (const d of this.unsettled) {
         const ext = d.inner.extend;
         if (ext === undefined) continue;
         ext.call(d.inner).catch((err: unknown) => this.opts.onLeaseLost?.(d, err));
       }
       // Stays armed while deliveries come and go (no timer per task); stops once a round finds none.
-      if (this.count > 0) this.armRenew();
+      if (this.unsettled.size > 0) this.armRenew();
     }, Math.max(1, Math.floor(vt / 3)));
   }
 

@@ -70,5 +70,7 @@ export { tracingActive } from './tracing.js';
 export { celeriacCodec, celeriacProtocol } from './protocol.js';
 export type { Codec, Protocol } from './protocol.js';
 export { Coalescer } from './coalescer.js';
+export { LinkedList } from './linked-list.js';
+export type { ListLinks } from './linked-list.js';
 export { readScriptFiles } from './script-files.js';
 export { decodeHeaderFrame, encodeHeaderFrame } from './header-frame.js';

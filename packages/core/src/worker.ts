@@ -11,6 +11,7 @@ import { CeleriacError, ErrorCode, isCeleriacError, serializeError, Unrecoverabl
 import type { TaskEventBase } from './events.js';
 import type { GuardedBroker } from './guard.js';
 import { newId, newMessageId } from './ids.js';
+import { LinkedList } from './linked-list.js';
 import type { TaskMessage } from './message.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import { backoffDelayMs, matchesAny } from './retry.js';
@@ -68,6 +69,9 @@ interface Held {
 
 /** A delivery being processed. Its AbortController is made only when someone needs the signal. */
 class Running {
+  /** Links of the worker's list of running tasks. */
+  prev: Running | undefined;
+  next: Running | undefined;
   taskId: string | null = null;
   abandoned = false;
   /** The handler slot was given back (the handler finished; settling may still be under way). */
@@ -167,7 +171,7 @@ export class Worker {
   private readonly consumeAbort = new AbortController();
   private readonly buffer: Held[] = [];
   private bufferHead = 0;
-  private readonly running = new Set<Running>();
+  private readonly running = new LinkedList<Running>();
   /** Revoked task ids this worker knows of, with when it may forget them. */
   private readonly revoked = new Map<string, number>();
   /** True while `revoked` is complete: subscribed to revoke broadcasts, then listed the backend's set. */

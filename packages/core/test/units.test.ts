@@ -8,6 +8,7 @@ import {
   encodeTask,
   guardBroker,
   jsonSerializer,
+  LinkedList,
   msgpackSerializer,
   parseUrlOptions,
   redactUrl,
@@ -73,6 +74,49 @@ describe('applyAsync', () => {
     expect(second.id).not.toBe(first.id);
     expect(sent).toEqual(['units.echo@default', 'units.echo@default']);
     await app.close();
+  });
+});
+
+describe('LinkedList', () => {
+  interface Item { name: string; prev: Item | undefined; next: Item | undefined }
+  const item = (name: string): Item => ({ name, prev: undefined, next: undefined });
+  const names = (l: LinkedList<Item>) => [...l].map((i) => i.name);
+
+  it('keeps insertion order, deletes from any place once, and clears the links it drops', () => {
+    const l = new LinkedList<Item>();
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(item) as [Item, Item, Item, Item];
+    for (const x of [a, b, c, d]) l.add(x);
+    expect(names(l)).toEqual(['a', 'b', 'c', 'd']);
+    expect(l.delete(b)).toBe(true);
+    expect(l.delete(b)).toBe(false);
+    expect(b.prev).toBeUndefined();
+    expect(b.next).toBeUndefined();
+    expect(l.delete(a)).toBe(true); // the head
+    expect(l.delete(d)).toBe(true); // the tail
+    expect(names(l)).toEqual(['c']);
+    expect(l.size).toBe(1);
+    l.add(a);
+    expect(names(l)).toEqual(['c', 'a']);
+    expect(l.delete(item('stranger'))).toBe(false);
+    l.clear();
+    expect(l.size).toBe(0);
+    expect(names(l)).toEqual([]);
+    expect([c.prev, c.next, a.prev, a.next]).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
+  it('lets a loop delete and add while it iterates', () => {
+    const l = new LinkedList<Item>();
+    const all = ['a', 'b', 'c'].map(item);
+    for (const x of all) l.add(x);
+    const seen: string[] = [];
+    for (const x of l) {
+      seen.push(x.name);
+      l.delete(x);
+      if (x.name === 'a') l.delete(all[1]!); // the next one goes too
+      if (x.name === 'c') l.add(item('d'));
+    }
+    expect(seen).toEqual(['a', 'b', 'c']);
+    expect(names(l)).toEqual(['d']);
   });
 });
 

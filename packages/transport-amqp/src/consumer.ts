@@ -1,5 +1,5 @@
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
-import { CeleriacError, ErrorCode, SETTLED, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
+import { CeleriacError, ErrorCode, LinkedList, SETTLED, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
 import { AckBatcher, type AckEntry } from './ack-batcher.js';
 import { H, intHeader, readMessage } from './headers.js';
 import { errText, type Link } from './link.js';
@@ -33,7 +33,7 @@ class Lane {
   /** close() was called: nothing more can be sent on the channel. */
   closing = false;
   tag: string | undefined;
-  readonly unsettled = new Set<AmqpDelivery>();
+  readonly unsettled = new LinkedList<AmqpDelivery>();
   /** Every delivery of the channel until it is settled at the server, so acks can go out in batches. */
   readonly acks: AckBatcher<Message>;
   readonly closed: Promise<void>;
@@ -97,6 +97,9 @@ export class AmqpDelivery implements Delivery {
   readonly id: string;
   readonly body: Uint8Array;
   readonly headers: Headers;
+  /** Links of its lane's list of unsettled deliveries. */
+  prev: AmqpDelivery | undefined;
+  next: AmqpDelivery | undefined;
   private settled = false;
 
   constructor(

@@ -1,5 +1,5 @@
 import type { ConfirmChannel, Message, Options } from 'amqplib';
-import { CeleriacError, ErrorCode, type Clock, type TimerHandle } from '@celeriac/core';
+import { CeleriacError, ErrorCode, LinkedList, type Clock, type TimerHandle } from '@celeriac/core';
 
 /** Code of the error a publish gets when RabbitMQ returned it as unroutable (`mandatory`). */
 export const ERR_UNROUTABLE = 'ERR_UNROUTABLE';
@@ -21,6 +21,9 @@ interface Pending {
   waitingSince: number | undefined;
   /** True once it was sent at least once (the broker may hold it). */
   wasSent: boolean;
+  /** Links of the list of sent publishes. */
+  prev: Pending | undefined;
+  next: Pending | undefined;
 }
 
 /**
@@ -35,7 +38,7 @@ export class Publisher {
   private blocked = false;
   private inflight = 0;
   /** Sent on the current channel, in send order. */
-  private readonly sent = new Set<Pending>();
+  private readonly sent = new LinkedList<Pending>();
   /** Lost with a channel: resent first, in their original order. */
   private lost: Pending[] = [];
   private readonly waiting: Pending[] = [];
@@ -110,6 +113,8 @@ export class Publisher {
         returned: false,
         waitingSince: undefined,
         wasSent: false,
+        prev: undefined,
+        next: undefined,
       };
       if (this.canSend() && this.lost.length === 0 && this.waitingHead === this.waiting.length) {
         this.send(p);

@@ -1,6 +1,7 @@
 import {
   CeleriacError,
   ErrorCode,
+  LinkedList,
   silentLogger,
   type Broadcast,
   type Broker,
@@ -68,7 +69,7 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
   readonly pullExpiresMs: number;
   readonly pullMaxBytes: number;
   readonly heartbeatMs: number;
-  readonly unsettled = new Set<NatsDelivery>();
+  readonly unsettled = new LinkedList<NatsDelivery>();
   readonly outbox = new Outbox();
   readonly deadLetters: DeadLetters;
   readonly broadcast: Broadcast;
@@ -532,7 +533,7 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
     const consumers = [...this.consumers];
     for (const c of consumers) c.finish();
     await Promise.all([this.mover?.close(), ...consumers.map((c) => c.closed)]);
-    for (const d of [...this.unsettled]) d.giveBack();
+    for (const d of this.unsettled) d.giveBack();
     for (const sub of this.subscriptions) sub.unsubscribe();
     this.subscriptions.clear();
     this.outbox.flush();

@@ -1,4 +1,4 @@
-import { SETTLED, type Delivery, type Headers, type NackOptions } from '@celeriac/core';
+import { SETTLED, type Delivery, type Headers, type LinkedList, type NackOptions } from '@celeriac/core';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { decodeFrame, type Envelope } from './frame.js';
 import { ACK, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';
@@ -30,7 +30,8 @@ export interface ConsumerHost extends Writer {
   deadLetter(d: NatsDelivery, reason: string): Promise<void>;
   /** Dead-letter a message that is not a celeriac frame, then ack it. */
   quarantine(queue: string, msg: Msg, reason: string): void;
-  unsettled: Set<NatsDelivery>;
+  /** Deliveries handed out and not settled, for giving back at close. */
+  unsettled: LinkedList<NatsDelivery>;
   consumerDone(c: WorkConsumer): void;
   reportError(err: unknown): void;
 }
@@ -51,6 +52,9 @@ export class NatsDelivery implements Delivery {
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
   readonly env: Envelope;
+  /** Links of the broker's list of unsettled deliveries. */
+  prev: NatsDelivery | undefined;
+  next: NatsDelivery | undefined;
   private settled = false;
 
   constructor(

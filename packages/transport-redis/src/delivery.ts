@@ -16,6 +16,9 @@ export class RedisDelivery implements Delivery {
   readonly headers: Headers;
   /** Settled, or given back by close(): later settles are refused. */
   done = false;
+  /** Links of the broker's list of held deliveries. */
+  prev: RedisDelivery | undefined;
+  next: RedisDelivery | undefined;
 
   constructor(
     private readonly queue: QueueHandle,

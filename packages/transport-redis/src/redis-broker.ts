@@ -1,4 +1,5 @@
 import {
+  LinkedList,
   CeleriacError,
   decodeHeaderFrame,
   ErrorCode,
@@ -66,7 +67,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   private subscriber: RedisClient | undefined;
   private readonly queues = new Map<string, QueueHandle>();
   private readonly consumers = new Set<RedisConsumer>();
-  private readonly held = new Set<RedisDelivery>();
+  private readonly held = new LinkedList<RedisDelivery>();
   private readonly blockers = new Set<RedisClient>();
   private readonly listeners = new Set<(e: BrokerEvent) => void>();
   private readonly channels = new Map<string, Set<(body: Uint8Array) => void>>();
