@@ -9,6 +9,7 @@ import {
   guardBroker,
   jsonSerializer,
   LinkedList,
+  newId,
   msgpackSerializer,
   parseUrlOptions,
   redactUrl,
@@ -53,6 +54,17 @@ describe('message model', () => {
     expect(() => decodeTask(bad, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_SERIALIZATION' }));
     const pickle = { body: new Uint8Array([0x80, 0x04]), headers: { id: 'a', task: 'b', 'content-type': 'application/x-python-serialize' } };
     expect(() => decodeTask(pickle, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_CONTENT_TYPE' }));
+  });
+});
+
+describe('newId', () => {
+  it('gives UUID v4 strings, all different, across refills of its random pool', () => {
+    const ids = Array.from({ length: 5_000 }, () => newId());
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    // Every hex digit shows up in every free position: the bytes are random, not a counter.
+    const firstDigits = new Set(ids.map((id) => id[0]));
+    expect(firstDigits.size).toBe(16);
   });
 });
 
