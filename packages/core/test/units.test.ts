@@ -73,7 +73,7 @@ describe('applyAsync', () => {
     const app = createApp({ broker: 'memory://' });
     const t = app.task('units.echo', (x: number) => x);
     const sent: string[] = [];
-    app.on('task:sent', (e) => sent.push(`${e.name}@${e.queue}`));
+    app.on('task:sent', (e) => void sent.push(`${e.name}@${e.queue}`));
     const bad = (): Promise<unknown> => t.applyAsync(5 as unknown as [number]);
     const early = bad();
     await expect(early).rejects.toThrow(TypeError);
