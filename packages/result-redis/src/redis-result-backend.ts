@@ -145,8 +145,9 @@ export class RedisResultBackend implements ResultBackend {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    const channel = READY_STATES.has(meta.state) ? this.channel(taskId) : '';
-    return this.writer.add({ key: this.key('result', taskId), json, ttlMs: ttlArg(opts.ttlMs), channel }).then(noop, rejectWrapped);
+    // The channel has the key's name: one string for both.
+    const key = this.key('result', taskId);
+    return this.writer.add({ key, json, ttlMs: ttlArg(opts.ttlMs), channel: READY_STATES.has(meta.state) ? key : '' }).then(noop, rejectWrapped);
   }
 
   /**
