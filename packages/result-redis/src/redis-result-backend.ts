@@ -145,9 +145,8 @@ export class RedisResultBackend implements ResultBackend {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    // The channel has the key's name: one string for both.
-    const key = this.key('result', taskId);
-    return this.writer.add({ key, json, ttlMs: ttlArg(opts.ttlMs), channel: READY_STATES.has(meta.state) ? key : '' }).then(noop, rejectWrapped);
+    const item = { key: this.key('result', taskId), json, ttlMs: ttlArg(opts.ttlMs), announce: READY_STATES.has(meta.state) };
+    return this.writer.add(item).then(noop, rejectWrapped);
   }
 
   /**

@@ -26,12 +26,12 @@ export interface SetItem {
   key: string;
   json: string;
   ttlMs: number;
-  /** '' for states nobody waits on. */
-  channel: string;
+  /** PUBLISH it on the key's name (ready states, which `wait()` listens for). */
+  announce: boolean;
 }
 
 export interface Scripts {
-  /** Store results: `items` are [key, json, ttlMs, channel]; returns 1 (stored) or 0 (SUCCESS kept) per item. */
+  /** Store results: each item its key, JSON, ttl and whether to announce it; returns 1 (stored) or 0 (SUCCESS kept) per item. */
   setResults(items: readonly SetItem[]): Promise<number[]>;
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   renewLease(key: string, holder: string, ttlMs: number): Promise<number>;
@@ -53,8 +53,12 @@ export function defineScripts(client: RedisClient): Scripts {
   return {
     setResults: (items) => {
       const args: (string | number)[] = [items.length];
-      for (const it of items) args.push(it.key);
-      for (const it of items) args.push(it.json, it.ttlMs, it.channel);
+      const lines: string[] = [];
+      for (const it of items) {
+        args.push(it.key);
+        lines.push(`${it.ttlMs}\t${it.announce ? 1 : 0}\t${it.json}`);
+      }
+      args.push(lines.join('\n'));
       return call<number[]>('set-result')(...args);
     },
     incr: call('incr'),

@@ -28,6 +28,38 @@ describe.skipIf(!ok)('redis result backend', () => {
     expect(left).toEqual([]);
   });
 
+  it('stores a turn of results in one script call, whatever their text holds, and announces only the ready ones', async () => {
+    const u = new URL(url);
+    u.searchParams.set('prefix', prefix);
+    const backend = createRedisResultBackend(u, { prefix }, {});
+    const id = (n: string) => `${randomUUID()}-${n}`;
+    const odd = id('odd');
+    const started = id('started');
+    const forever = id('forever');
+    const kept = id('kept');
+    const text = 'line one\nline\ttwo "quoted" \\ back, é, 日本, 🙂, \u2028';
+    await backend.set(kept, { state: 'SUCCESS', result: 'first' }, { ttlMs: 60_000 });
+    const waiting = backend.wait(odd, { timeoutMs: 5_000 });
+    // Not awaited one by one: the writes of this turn go out together.
+    await Promise.all([
+      backend.set(odd, { state: 'SUCCESS', result: { text, n: 1 } }, { ttlMs: 60_000 }),
+      backend.set(started, { state: 'STARTED' }, { ttlMs: 60_000 }),
+      backend.set(forever, { state: 'SUCCESS', result: text }, { ttlMs: Infinity }),
+      backend.set(kept, { state: 'FAILURE', error: { name: 'Error', message: 'late' } }, { ttlMs: 60_000 }),
+    ]);
+    expect(await waiting).toMatchObject({ state: 'SUCCESS', result: { text, n: 1 } });
+    expect(await backend.get(odd)).toMatchObject({ state: 'SUCCESS', result: { text, n: 1 } });
+    expect(await backend.get(started)).toMatchObject({ state: 'STARTED' });
+    expect(await backend.get(forever)).toMatchObject({ state: 'SUCCESS', result: text });
+    expect(await backend.get(kept)).toMatchObject({ state: 'SUCCESS', result: 'first' });
+    // Stored exactly as encoded: no byte of a neighbour's line.
+    for (const k of [odd, started, forever]) expect(await admin.get(`${prefix}:result:${k}`)).toMatch(/^\{"state":"[A-Z]+".*\}$/s);
+    expect(await admin.pttl(`${prefix}:result:${forever}`)).toBe(-1);
+    const ttl = await admin.pttl(`${prefix}:result:${odd}`);
+    expect(ttl).toBeGreaterThan(50_000);
+    await backend.close();
+  });
+
   resultBackendSuite({ describe, it }, 'redis', {
     create: () => {
       const u = new URL(url);
