@@ -1,8 +1,8 @@
 import {
-  LinkedList,
   CeleriacError,
   decodeHeaderFrame,
   ErrorCode,
+  LinkedList,
   serverTarget,
   silentLogger,
   wrapError,
