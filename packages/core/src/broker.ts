@@ -56,6 +56,14 @@ export interface DeliveryIterator extends AsyncIterator<Delivery> {
   takeSync?(): Delivery | undefined;
 }
 
+/**
+ * The next delivery of `it` as core consumes: one the transport already holds, without a promise
+ * (`takeSync`), else a promise of `next()`'s — undefined once the iteration is done.
+ */
+export function takeOrNext(it: DeliveryIterator): Delivery | Promise<Delivery | undefined> {
+  return it.takeSync?.() ?? it.next().then((r) => (r.done === true ? undefined : r.value));
+}
+
 export interface Delivery {
   /** The id the message was published with. */
   readonly id: string;

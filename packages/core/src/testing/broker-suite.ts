@@ -1,4 +1,4 @@
-import type { Broker, Delivery, Headers, OutgoingMessage } from '../broker.js';
+import { takeOrNext, type Broker, type Delivery, type Headers, type OutgoingMessage } from '../broker.js';
 import type { Clock } from '../clock.js';
 import { assertEqual, fail, rejectsWith } from './assert.js';
 import { guardBroker, type GuardedBroker } from '../guard.js';
@@ -54,12 +54,9 @@ class Collector {
       try {
         // As the worker consumes: what the transport holds through `takeSync`, `next()` to wait.
         for (;;) {
-          let d = it.takeSync?.();
-          if (d === undefined) {
-            const r = await it.next();
-            if (r.done === true) break;
-            d = r.value;
-          }
+          const next = takeOrNext(it);
+          const d = next instanceof Promise ? await next : next;
+          if (d === undefined) break;
           this.got.push(d);
         }
       } catch (err) {
