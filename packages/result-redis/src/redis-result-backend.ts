@@ -156,8 +156,8 @@ export class RedisResultBackend implements ResultBackend {
    */
   prepareSet(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): PreparedResultWrite {
     this.check();
-    const channel = READY_STATES.has(meta.state) ? this.channel(taskId) : '';
-    return { kind: 'redis-set-result', keys: [this.key('result', taskId)], args: [encodeMeta(meta), ttlArg(opts.ttlMs), channel] };
+    const key = this.key('result', taskId); // also the channel's name
+    return { kind: 'redis-set-result', keys: [key], args: [encodeMeta(meta), ttlArg(opts.ttlMs), READY_STATES.has(meta.state) ? key : ''] };
   }
 
   get(taskId: string): Promise<ResultMeta | undefined> {
