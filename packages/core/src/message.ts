@@ -70,8 +70,7 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   const headers: Headers = {};
   for (const k in msg.extra) if (!RESERVED.has(k)) headers[k] = msg.extra[k]!;
   // Only what is set: fewer headers are cheaper on every transport. Absent means null when decoded;
-  // the Celery codec writes the full protocol v2 set.
-  headers['lang'] = 'js';
+  // the Celery codec writes the full protocol v2 set (with `lang`, which nothing here reads).
   headers['task'] = msg.task;
   headers['id'] = msg.id;
   if (msg.rootId !== null && msg.rootId !== msg.id) headers['root_id'] = msg.rootId;

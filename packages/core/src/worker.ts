@@ -465,8 +465,7 @@ export class Worker {
       );
       return this.deadLetter(d, queue, msg, err, null);
     }
-    const now = this.app.clock.now();
-    if (msg.expires !== null && msg.expires <= now) return this.finishRevoked(d, msg, base, 'expired');
+    if (msg.expires !== null && msg.expires <= this.app.clock.now()) return this.finishRevoked(d, msg, base, 'expired');
     if (this.revoked.size > 0 && this.revoked.has(msg.id)) return this.finishRevoked(d, msg, base, 'revoked');
     const early = this.opts.acks === 'early';
     const checkRevoked = !this.revokedComplete && this.backend?.isRevoked !== undefined;

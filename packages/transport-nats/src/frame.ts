@@ -1,7 +1,8 @@
 import { CeleriacError, ErrorCode, type Headers } from '@celeriac/core';
 
 /**
- * The bytes stored in a stream: `0xCE`, a 4-byte big-endian length, a JSON envelope, then the body.
+ * The bytes stored in a stream: a magic byte (`0xCF`; `0xCE` in older frames), a 4-byte big-endian
+ * length, a JSON envelope, then the body.
  * NATS headers carry only strings, so celeriac's typed headers (numbers, booleans, null, arrays)
  * travel in the envelope, together with the message id, which a move from the delay stream must
  * keep while its `Nats-Msg-Id` changes.
@@ -20,22 +21,76 @@ export interface Envelope {
   l?: number;
 }
 
-const MAGIC = 0xce;
-const encoder = new TextEncoder();
+/** Frames written before 0.x: the envelope as a JSON object `{i, h, n?, r?, t?, l?}`. Still read. */
+const MAGIC_OBJECT = 0xce;
+/**
+ * The envelope as a JSON array: `[i, n, task, id, sent_at, origin, content-type, rest?, dead?]`. The
+ * headers every task message has sit in fixed places (null: absent, or not of their usual type and so
+ * in `rest`); `rest` holds the others (0: none); `dead` is `{r, t, l}` on dead letters. Parsing it
+ * costs less than half the object form — no key is read — and it is about 80 bytes shorter.
+ */
+const MAGIC_ARRAY = 0xcf;
 const decoder = new TextDecoder();
 
+/** Headers with a fixed place in the array form, and the type they must have to take it. */
+const PLACED: ReadonlyMap<string, 'string' | 'number'> = new Map([
+  ['task', 'string'],
+  ['id', 'string'],
+  ['sent_at', 'number'],
+  ['origin', 'string'],
+  ['content-type', 'string'],
+]);
+
+function placed<T extends 'string' | 'number'>(v: unknown, type: T): (T extends 'string' ? string : number) | null {
+  return typeof v === type ? (v as T extends 'string' ? string : number) : null;
+}
+
+type ArrayEnvelope = [
+  i: string,
+  n: number,
+  task: string | null,
+  id: string | null,
+  sentAt: number | null,
+  origin: string | null,
+  contentType: string | null,
+  rest?: Headers | 0,
+  dead?: { r?: string; t?: number; l?: number },
+];
+
 export function encodeFrame(env: Envelope, body: Uint8Array): Uint8Array {
-  const json = encoder.encode(JSON.stringify(env));
-  const out = new Uint8Array(5 + json.byteLength + body.byteLength);
-  const n = json.byteLength;
-  out[0] = MAGIC;
-  out[1] = n >>> 24;
-  out[2] = (n >>> 16) & 0xff;
-  out[3] = (n >>> 8) & 0xff;
-  out[4] = n & 0xff;
-  out.set(json, 5);
-  out.set(body, 5 + json.byteLength);
+  const h = env.h;
+  let rest: Headers | 0 = 0;
+  for (const k in h) {
+    const v = h[k]!;
+    if (typeof v !== PLACED.get(k)) setOwn(rest === 0 ? (rest = {}) : rest, k, v);
+  }
+  const a: unknown[] = [
+    env.i,
+    env.n ?? 0,
+    placed(h['task'], 'string'),
+    placed(h['id'], 'string'),
+    placed(h['sent_at'], 'number'),
+    placed(h['origin'], 'string'),
+    placed(h['content-type'], 'string'),
+  ];
+  const dead = env.r !== undefined || env.t !== undefined || env.l !== undefined;
+  if (rest !== 0 || dead) a.push(rest);
+  if (dead) a.push({ r: env.r, t: env.t, l: env.l });
+  const json = JSON.stringify(a);
+  const n = Buffer.byteLength(json, 'utf8');
+  // From Node's pool: a small `new Uint8Array` is an allocation of its own, several times slower.
+  const out = Buffer.allocUnsafe(5 + n + body.byteLength);
+  out[0] = MAGIC_ARRAY;
+  out.writeUInt32BE(n, 1);
+  out.write(json, 5, 'utf8');
+  out.set(body, 5 + n);
   return out;
+}
+
+/** `o[k] = v`, where a `__proto__` key (JSON.parse makes it an own key) stays an own property. */
+function setOwn(o: Headers, k: string, v: Headers[string]): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
 }
 
 export interface Frame {
@@ -43,22 +98,54 @@ export interface Frame {
   body: Uint8Array;
 }
 
+function malformed(): CeleriacError {
+  return new CeleriacError(ErrorCode.SERIALIZATION, 'malformed celeriac message envelope');
+}
+
+function fromArray(a: unknown): Envelope {
+  if (!Array.isArray(a) || a.length < 7 || typeof a[0] !== 'string' || typeof a[1] !== 'number') throw malformed();
+  const [i, n, task, id, sentAt, origin, contentType, rest, dead] = a as ArrayEnvelope;
+  const h: Headers = {};
+  if (typeof task === 'string') h['task'] = task;
+  if (typeof id === 'string') h['id'] = id;
+  if (typeof sentAt === 'number') h['sent_at'] = sentAt;
+  if (typeof origin === 'string') h['origin'] = origin;
+  if (typeof contentType === 'string') h['content-type'] = contentType;
+  if (rest !== undefined && rest !== 0) {
+    if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) throw malformed();
+    for (const k in rest) setOwn(h, k, rest[k]!);
+  }
+  const env: Envelope = n > 0 ? { i, h, n } : { i, h };
+  if (dead !== undefined) {
+    if (typeof dead !== 'object' || dead === null) throw malformed();
+    if (typeof dead.r === 'string') env.r = dead.r;
+    if (typeof dead.t === 'number') env.t = dead.t;
+    if (typeof dead.l === 'number') env.l = dead.l;
+  }
+  return env;
+}
+
 export function decodeFrame(bytes: Uint8Array): Frame {
-  if (bytes.byteLength < 5 || bytes[0] !== MAGIC) {
+  const magic = bytes[0];
+  if (bytes.byteLength < 5 || (magic !== MAGIC_ARRAY && magic !== MAGIC_OBJECT)) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'not a celeriac message (bad frame header)');
   }
   // Read once per delivery: no DataView, and the envelope's text straight from the bytes when they are a Buffer.
   const len = ((bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]!) >>> 0;
   if (5 + len > bytes.byteLength) throw new CeleriacError(ErrorCode.SERIALIZATION, 'truncated celeriac message');
-  let env: Envelope;
+  let parsed: unknown;
   try {
     const text = Buffer.isBuffer(bytes) ? bytes.toString('utf8', 5, 5 + len) : decoder.decode(bytes.subarray(5, 5 + len));
-    env = JSON.parse(text) as Envelope;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'unreadable celeriac message envelope', { cause: err });
   }
-  if (typeof env !== 'object' || env === null || typeof env.i !== 'string' || typeof env.h !== 'object' || env.h === null) {
-    throw new CeleriacError(ErrorCode.SERIALIZATION, 'malformed celeriac message envelope');
+  let env: Envelope;
+  if (magic === MAGIC_ARRAY) {
+    env = fromArray(parsed);
+  } else {
+    env = parsed as Envelope;
+    if (typeof env !== 'object' || env === null || typeof env.i !== 'string' || typeof env.h !== 'object' || env.h === null) throw malformed();
   }
   return { env, body: bytes.subarray(5 + len) };
 }

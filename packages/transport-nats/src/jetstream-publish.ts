@@ -3,7 +3,6 @@ import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, 
 import { TransientRequestError, type Requester } from './requester.js';
 
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 /** JetStream's answer to a publish. */
 export interface PubAck {
@@ -92,11 +91,11 @@ export async function jsPublish(
 }
 
 /** Acknowledgement verbs of a JetStream delivery, published to its reply subject. */
-export const ACK = encoder.encode('+ACK');
-export const NAK = encoder.encode('-NAK');
-export const WPI = encoder.encode('+WPI');
-export function nakDelay(ms: number): Uint8Array {
-  return encoder.encode(`-NAK ${JSON.stringify({ delay: Math.max(1, Math.round(ms)) * 1_000_000 })}`);
+export const ACK = '+ACK';
+export const NAK = '-NAK';
+export const WPI = '+WPI';
+export function nakDelay(ms: number): string {
+  return `-NAK ${JSON.stringify({ delay: Math.max(1, Math.round(ms)) * 1_000_000 })}`;
 }
 
 /** What a JetStream delivery's reply subject says about it. */

@@ -40,9 +40,8 @@ export interface ConsumerHost extends Writer {
  * Publish an ack verb to a delivery's reply subject, in this turn's coalesced write. A closed
  * connection means the lease runs out and the server delivers the message again after AckWait.
  */
-export function reply(w: Writer, subject: string, verb: Uint8Array): void {
-  const nc = w.nc;
-  w.outbox.push(() => nc.publish(subject, verb));
+export function reply(w: Writer, subject: string, verb: string): void {
+  w.outbox.reply(w.nc, subject, verb);
 }
 
 /** One JetStream delivery. Settling publishes the ack verb to its reply subject. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CeleriacError } from '@celeriac/core';
+import { CeleriacError, type HeaderValue } from '@celeriac/core';
 import { createNatsBroker, createNatsResultBackend } from '../src/index.js';
 import { connectOptions } from '../src/connection.js';
 import { decodeFrame, encodeFrame } from '../src/frame.js';
@@ -40,8 +40,45 @@ describe('frame', () => {
     expect([...f.body]).toEqual([0, 1, 255]);
   });
 
+  it('writes the envelope as an array: placed headers by position, the rest and dead-letter fields after', () => {
+    const h = { task: 't.add', id: 'a1', sent_at: 1_700_000_000_000, origin: 'host', 'content-type': 'application/json' };
+    const plain = encodeFrame({ i: 'm1', h }, new Uint8Array([7]));
+    expect(plain[0]).toBe(0xcf);
+    const text = Buffer.from(plain).toString('utf8', 5, plain.length - 1);
+    expect(JSON.parse(text)).toEqual(['m1', 0, 't.add', 'a1', 1_700_000_000_000, 'host', 'application/json']);
+    expect(decodeFrame(plain).env).toEqual({ i: 'm1', h });
+
+    // Placed names with other types travel in the rest; so does a `__proto__` key, as an own header.
+    const odd: Record<string, HeaderValue> = { task: 5, sent_at: 'soon', origin: null, retries: 2, eta: '2026-01-01T00:00:00.000Z' };
+    Object.defineProperty(odd, '__proto__', { value: 'x', enumerable: true, writable: true, configurable: true });
+    const dead = decodeFrame(encodeFrame({ i: 'm2', h: odd, n: 4, r: 'ERR_X: no', t: 123, l: 2 }, new Uint8Array())).env;
+    expect(dead).toEqual({ i: 'm2', h: odd, n: 4, r: 'ERR_X: no', t: 123, l: 2 });
+    expect(Object.getPrototypeOf(dead.h)).toBe(Object.prototype);
+    expect(Object.keys(dead.h)).toContain('__proto__');
+  });
+
+  it('still reads frames written with the object envelope (0xCE)', () => {
+    const json = Buffer.from(JSON.stringify({ i: 'old-1', h: { task: 't', id: 'x', lang: 'js' }, n: 2 }));
+    const bytes = Buffer.concat([Buffer.from([0xce, 0, 0, 0, json.length]), json, Buffer.from('[[],{},{}]')]);
+    const f = decodeFrame(bytes);
+    expect(f.env).toEqual({ i: 'old-1', h: { task: 't', id: 'x', lang: 'js' }, n: 2 });
+    expect(Buffer.from(f.body).toString()).toBe('[[],{},{}]');
+  });
+
   it('refuses bytes that are not a celeriac frame with ERR_SERIALIZATION', () => {
-    for (const bad of [new Uint8Array([1, 2, 3]), new TextEncoder().encode('{"json":true}'), encodeFrame({ i: 'x', h: {} }, new Uint8Array()).subarray(0, 8)]) {
+    const envelope = (magic: number, text: string): Uint8Array => {
+      const json = Buffer.from(text);
+      return Buffer.concat([Buffer.from([magic, 0, 0, 0, json.length]), json]);
+    };
+    for (const bad of [
+      new Uint8Array([1, 2, 3]),
+      new TextEncoder().encode('{"json":true}'),
+      encodeFrame({ i: 'x', h: {} }, new Uint8Array()).subarray(0, 8),
+      envelope(0xcf, '["x",0,"t"]'),
+      envelope(0xcf, '{"i":"x","h":{}}'),
+      envelope(0xcf, '["x",0,null,null,null,null,null,[1]]'),
+      envelope(0xce, '["x",0,null,null,null,null,null]'),
+    ]) {
       let caught: unknown;
       try {
         decodeFrame(bad);
