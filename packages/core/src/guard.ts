@@ -272,7 +272,6 @@ function errText(err: unknown): string {
 }
 
 class GuardedDelivery implements Delivery {
-  readonly id: string;
   readonly body: Uint8Array;
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
@@ -285,10 +284,14 @@ class GuardedDelivery implements Delivery {
     readonly inner: Delivery,
     private readonly guard: GuardedBroker,
   ) {
-    this.id = inner.id;
     this.body = inner.body;
     this.headers = inner.headers;
     this.deliveries = inner.deliveries;
+  }
+
+  /** Read when asked: a transport may derive it (NATS reads it from a header). */
+  get id(): string {
+    return this.inner.id;
   }
 
   private settle(): void {

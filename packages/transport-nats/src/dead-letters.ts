@@ -52,7 +52,7 @@ export class NatsDeadLetters implements DeadLetters {
   private toDeadLetter(queue: string, m: StoredDead): DeadLetter {
     try {
       const { env, body } = decodeFrame(m.data);
-      return { id: env.i, queue, body: body.slice(), headers: env.h, reason: env.r ?? 'unknown', deadAt: env.t ?? m.time };
+      return { id: env.i ?? `seq:${m.seq}`, queue, body: body.slice(), headers: env.h, reason: env.r ?? 'unknown', deadAt: env.t ?? m.time };
     } catch (err) {
       const reason = `unreadable dead letter: ${err instanceof Error ? err.message : String(err)}`;
       return { id: `seq:${m.seq}`, queue, body: m.data, headers: {}, reason, deadAt: m.time };
@@ -87,8 +87,9 @@ export class NatsDeadLetters implements DeadLetters {
         continue; // unreadable: nothing could run it; it stays listed until purged
       }
       const { env, body } = frame;
-      if (wanted !== undefined && !wanted.has(env.i)) continue;
-      await jsPublish(b.requester, b.names.task(queue, env.l ?? 0), encodeFrame({ i: env.i, h: env.h }, body), `redrive:${m.seq}:${m.time}`);
+      const id = env.i ?? `seq:${m.seq}`; // dead letters are written with their id; as list() names one without
+      if (wanted !== undefined && !wanted.has(id)) continue;
+      await jsPublish(b.requester, b.names.task(queue, env.l ?? 0), encodeFrame({ i: id, h: env.h }, body), `redrive:${m.seq}:${m.time}`);
       await b.jsm.streams.deleteMessage(b.names.deadStream, m.seq, false);
       moved++;
     }

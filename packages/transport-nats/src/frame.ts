@@ -8,8 +8,11 @@ import { CeleriacError, ErrorCode, type Headers } from '@celeriac/core';
  * keep while its `Nats-Msg-Id` changes.
  */
 export interface Envelope {
-  /** The id the message was published with (`Delivery.id`). */
-  i: string;
+  /**
+   * The id the message was published with (`Delivery.id`). Undefined when the message was stored with
+   * that id as its `Nats-Msg-Id` (a publish straight to the task stream): it is read from there.
+   */
+  i?: string;
   /** celeriac headers. */
   h: Headers;
   /** Deliveries before this copy was stored (a delayed nack keeps the count going). */
@@ -26,8 +29,9 @@ const MAGIC_OBJECT = 0xce;
 /**
  * The envelope as a JSON array: `[i, n, task, id, sent_at, origin, content-type, rest?, dead?]`. The
  * headers every task message has sit in fixed places (null: absent, or not of their usual type and so
- * in `rest`); `rest` holds the others (0: none); `dead` is `{r, t, l}` on dead letters. Parsing it
- * costs less than half the object form — no key is read — and it is about 80 bytes shorter.
+ * in `rest`); `rest` holds the others (0: none); `dead` is `{r, t, l}` on dead letters. `i` is null
+ * when it is the message's `Nats-Msg-Id`, and a content type of `application/json` is written as 1.
+ * Parsing it costs less than half the object form — no key is read — and it is about 110 bytes shorter.
  */
 const MAGIC_ARRAY = 0xcf;
 const decoder = new TextDecoder();
@@ -45,33 +49,41 @@ function placed<T extends 'string' | 'number'>(v: unknown, type: T): (T extends 
   return typeof v === type ? (v as T extends 'string' ? string : number) : null;
 }
 
+const JSON_TYPE = 'application/json';
+
 type ArrayEnvelope = [
-  i: string,
+  i: string | null,
   n: number,
   task: string | null,
   id: string | null,
   sentAt: number | null,
   origin: string | null,
-  contentType: string | null,
+  contentType: string | 1 | null,
   rest?: Headers | 0,
   dead?: { r?: string; t?: number; l?: number },
 ];
 
-export function encodeFrame(env: Envelope, body: Uint8Array): Uint8Array {
+/**
+ * The frame of a message. `idInHeader`: the message is published with `env.i` as its `Nats-Msg-Id` and
+ * stays where it is published (not a delay-stream copy, which is moved under another id), so the
+ * envelope leaves the id out.
+ */
+export function encodeFrame(env: Envelope, body: Uint8Array, idInHeader = false): Uint8Array {
   const h = env.h;
+  const contentType = h['content-type'];
   let rest: Headers | 0 = 0;
   for (const k in h) {
     const v = h[k]!;
     if (typeof v !== PLACED.get(k)) setOwn(rest === 0 ? (rest = {}) : rest, k, v);
   }
   const a: unknown[] = [
-    env.i,
+    idInHeader ? null : (env.i ?? null),
     env.n ?? 0,
     placed(h['task'], 'string'),
     placed(h['id'], 'string'),
     placed(h['sent_at'], 'number'),
     placed(h['origin'], 'string'),
-    placed(h['content-type'], 'string'),
+    contentType === JSON_TYPE ? 1 : placed(contentType, 'string'),
   ];
   const dead = env.r !== undefined || env.t !== undefined || env.l !== undefined;
   if (rest !== 0 || dead) a.push(rest);
@@ -103,19 +115,21 @@ function malformed(): CeleriacError {
 }
 
 function fromArray(a: unknown): Envelope {
-  if (!Array.isArray(a) || a.length < 7 || typeof a[0] !== 'string' || typeof a[1] !== 'number') throw malformed();
+  if (!Array.isArray(a) || a.length < 7 || (typeof a[0] !== 'string' && a[0] !== null) || typeof a[1] !== 'number') throw malformed();
   const [i, n, task, id, sentAt, origin, contentType, rest, dead] = a as ArrayEnvelope;
   const h: Headers = {};
   if (typeof task === 'string') h['task'] = task;
   if (typeof id === 'string') h['id'] = id;
   if (typeof sentAt === 'number') h['sent_at'] = sentAt;
   if (typeof origin === 'string') h['origin'] = origin;
-  if (typeof contentType === 'string') h['content-type'] = contentType;
+  if (contentType === 1) h['content-type'] = JSON_TYPE;
+  else if (typeof contentType === 'string') h['content-type'] = contentType;
   if (rest !== undefined && rest !== 0) {
     if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) throw malformed();
     for (const k in rest) setOwn(h, k, rest[k]!);
   }
-  const env: Envelope = n > 0 ? { i, h, n } : { i, h };
+  const env: Envelope = i === null ? { h } : { i, h };
+  if (n > 0) env.n = n;
   if (dead !== undefined) {
     if (typeof dead !== 'object' || dead === null) throw malformed();
     if (typeof dead.r === 'string') env.r = dead.r;

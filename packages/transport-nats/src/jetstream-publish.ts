@@ -79,7 +79,7 @@ export async function jsPublish(
   msgId: string,
   extra?: Readonly<Record<string, string>>,
 ): Promise<PubAck> {
-  const hdrs = extra === undefined ? { 'Nats-Msg-Id': msgId } : { ...extra, 'Nats-Msg-Id': msgId };
+  const hdrs = extra === undefined ? { [MSG_ID_HEADER]: msgId } : { ...extra, [MSG_ID_HEADER]: msgId };
   const r = await withRetry(() => jsPublishOnce(requester, subject, data, hdrs));
   if ('error' in r) {
     const e = r.error;
@@ -89,6 +89,9 @@ export async function jsPublish(
   }
   return r.ack;
 }
+
+/** The header JetStream dedups publishes by. */
+export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
 /** Acknowledgement verbs of a JetStream delivery, published to its reply subject. */
 export const ACK = '+ACK';

@@ -370,16 +370,17 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   publish(queue: string, msg: OutgoingMessage, opts?: PublishOptions): Promise<void> {
+    const delayMs = opts?.delayMs ?? 0;
     let frame: Uint8Array;
     let requester: Requester;
     try {
       requester = this.requester;
-      frame = encodeFrame({ i: msg.id, h: msg.headers }, msg.body);
+      // Straight to the task stream, the id is the `Nats-Msg-Id`; a delayed copy is moved under another.
+      frame = encodeFrame({ i: msg.id, h: msg.headers }, msg.body, !(delayMs > 0));
     } catch (err) {
       return Promise.reject(err as Error);
     }
     const level = this.level(opts?.priority);
-    const delayMs = opts?.delayMs ?? 0;
     const subject = delayMs > 0 ? this.names.delayed(queue, level) : this.names.task(queue, level);
     const extra = delayMs > 0 ? { [DUE_HEADER]: String(Date.now() + delayMs) } : undefined;
     return jsPublish(requester, subject, frame, msg.id, extra).then(() => undefined);
@@ -424,13 +425,13 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   async requeueLater(d: NatsDelivery, delayMs: number): Promise<void> {
-    const frame = encodeFrame({ ...d.env, n: d.deliveries }, d.body);
+    const frame = encodeFrame({ ...d.env, i: d.id, n: d.deliveries }, d.body);
     const due = String(Date.now() + delayMs);
     await jsPublish(this.requester, this.delayedSubjectOf(d), frame, `dl:${d.copyId}`, { [DUE_HEADER]: due });
   }
 
   async deadLetter(d: NatsDelivery, reason: string): Promise<void> {
-    const env: Envelope = { i: d.env.i, h: d.env.h, r: reason, t: Date.now() };
+    const env: Envelope = { i: d.id, h: d.env.h, r: reason, t: Date.now() };
     const level = /\.p(\d+)$/.exec(d.msg.subject);
     if (level !== null) env.l = Number(level[1]);
     // The envelope is what list() reads; the headers are for people looking with the nats CLI.

@@ -1,7 +1,7 @@
 import { SETTLED, type Delivery, type Headers, type LinkedList, type NackOptions } from '@celeriac/core';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { decodeFrame, type Envelope } from './frame.js';
-import { ACK, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';
+import { ACK, MSG_ID_HEADER, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';
 import type { Names } from './names.js';
 import type { Outbox } from './outbox.js';
 import { Puller } from './puller.js';
@@ -46,7 +46,6 @@ export function reply(w: Writer, subject: string, verb: string): void {
 
 /** One JetStream delivery. Settling publishes the ack verb to its reply subject. */
 export class NatsDelivery implements Delivery {
-  readonly id: string;
   readonly body: Uint8Array;
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
@@ -64,13 +63,17 @@ export class NatsDelivery implements Delivery {
   ) {
     const { env, body } = decodeFrame(msg.data);
     this.env = env;
-    this.id = env.i;
     // A view, not a copy: every socket read is a fresh buffer (the client never reuses one), so the
     // bytes stay as they are while the delivery lives.
     this.body = body;
     this.headers = env.h;
     this.deliveries = (env.n ?? 0) + (ackDelivered(msg.reply ?? '') ?? 1);
     host.unsettled.add(this);
+  }
+
+  /** The id it was published with: in the envelope, or (read once, when asked) its `Nats-Msg-Id`. */
+  get id(): string {
+    return (this.env.i ??= this.msg.headers?.get(MSG_ID_HEADER) || `foreign:${this.msg.reply ?? this.msg.subject}`);
   }
 
   /** Seq and store time of this copy, for ids of its moves that stay the same when a move is retried. */

@@ -45,8 +45,14 @@ describe('frame', () => {
     const plain = encodeFrame({ i: 'm1', h }, new Uint8Array([7]));
     expect(plain[0]).toBe(0xcf);
     const text = Buffer.from(plain).toString('utf8', 5, plain.length - 1);
-    expect(JSON.parse(text)).toEqual(['m1', 0, 't.add', 'a1', 1_700_000_000_000, 'host', 'application/json']);
+    expect(JSON.parse(text)).toEqual(['m1', 0, 't.add', 'a1', 1_700_000_000_000, 'host', 1]);
     expect(decodeFrame(plain).env).toEqual({ i: 'm1', h });
+    // Published under its id as Nats-Msg-Id: the envelope leaves it out; other content types are written out.
+    const msgpack = { ...h, 'content-type': 'application/x-msgpack' };
+    const byHeader = encodeFrame({ i: 'm1', h: msgpack }, new Uint8Array([7]), true);
+    const inner = Buffer.from(byHeader).toString('utf8', 5, byHeader.length - 1);
+    expect(JSON.parse(inner)).toEqual([null, 0, 't.add', 'a1', 1_700_000_000_000, 'host', 'application/x-msgpack']);
+    expect(decodeFrame(byHeader).env).toEqual({ h: msgpack });
 
     // Placed names with other types travel in the rest; so does a `__proto__` key, as an own header.
     const odd: Record<string, HeaderValue> = { task: 5, sent_at: 'soon', origin: null, retries: 2, eta: '2026-01-01T00:00:00.000Z' };
