@@ -4,8 +4,10 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** A free TCP port on 127.0.0.1 (bound and released; a server started right after gets it). */
-export function freePort(): Promise<number> {
+/** Ports this process has handed out: the kernel may give a closed one out again. */
+const handedOut = new Set<number>();
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -16,6 +18,21 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1 (bound and released; a server started right after gets it), and never
+ * one this process handed out before: a test that asks for several ports before starting anything (a
+ * cluster's route ports, then each node's client port) would otherwise sometimes get the same port
+ * twice, and a node fails with "address already in use".
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await probePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** A server process started by a test, with the tail of its output for error messages. */

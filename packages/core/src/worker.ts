@@ -607,7 +607,7 @@ export class Worker {
     const ctx = new RunContext(r, msg, base, store ? this.backend : undefined, this.app);
     let run: unknown;
     try {
-      run = taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args));
+      run = taskStorage.run(ctx, task.handler as (...a: unknown[]) => unknown, ...msg.args);
     } catch (err) {
       return this.afterRun(r, task, msg, base, false, store, started, false, undefined, err);
     }
@@ -666,16 +666,28 @@ export class Worker {
       : acked
         ? SETTLED
         : d.ack();
+    if (settling === SETTLED) return this.emitSucceeded(base, runtimeMs, result);
+    return settling.then(
+      () => this.emitSucceeded(base, runtimeMs, result),
+      (err: unknown) => {
+        this.settleFailed(err);
+        return this.emitSucceeded(base, runtimeMs, result);
+      },
+    );
+  }
+
+  /** `task:succeeded`, as one object of one shape (it is raised for every task that succeeds). */
+  private emitSucceeded(base: TaskEventBase, runtimeMs: number, result: unknown): undefined {
     const events = this.app.events;
-    const emit = (): undefined => {
-      if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));
-      return undefined;
-    };
-    if (settling === SETTLED) return emit();
-    return settling.then(emit, (err: unknown) => {
-      this.settleFailed(err);
-      return emit();
-    });
+    if (!events.has('task:succeeded')) return undefined;
+    const { taskId, name, queue, retries, deliveries, workerId } = base;
+    events.emit(
+      'task:succeeded',
+      workerId === undefined
+        ? { taskId, name, queue, retries, deliveries, runtimeMs, result }
+        : { taskId, name, queue, retries, deliveries, workerId, runtimeMs, result },
+    );
+    return undefined;
   }
 
   /** Everything after a handler ran (or failed to): the result, the ack or retry, the events. */

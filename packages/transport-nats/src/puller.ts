@@ -59,6 +59,8 @@ export class Puller {
   private readonly requests = new Map<number, PullRequest>();
   private readonly timer: NodeJS.Timeout;
   private seq = 0;
+  /** When the sweep last ran (epoch ms): a message's sign of life. */
+  private lastSweep = Date.now();
   private closed = false;
   /** Messages the server may still deliver on open requests. */
   outstanding = 0;
@@ -161,7 +163,8 @@ export class Puller {
     }
     const open = this.requests.has(r.id);
     if (open) {
-      r.lastSeen = Date.now();
+      // The sweep's clock, not Date.now() per message: at most one sweep old, well inside the silence limit.
+      r.lastSeen = this.lastSweep;
       r.remaining--;
       this.outstanding--;
     }
@@ -171,6 +174,7 @@ export class Puller {
 
   private sweep(): void {
     const now = Date.now();
+    this.lastSweep = now;
     let ended = false;
     for (const r of [...this.requests.values()]) {
       const silent = now - r.lastSeen > this.o.heartbeatMs * 2 + 1_000;

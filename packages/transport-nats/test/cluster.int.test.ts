@@ -4,7 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { createApp } from '@celeriac/core';
 import { requireBinary } from '../../../test/src/binaries.js';
 import { startPrivateNats, type PrivateNatsServer } from '../../../test/src/private-nats.js';
-import { freePort } from '../../../test/src/server-process.js';
+import { freePort, retryOnPortClash } from '../../../test/src/server-process.js';
 import { createNatsBroker } from '../src/index.js';
 import { BOUND, runCrashScenario, TASKS } from './crash-scenario.js';
 import { urlWith } from './helpers.js';
@@ -27,16 +27,23 @@ function useCluster(prefix: string): Cluster {
     urlWith({ prefix, replicas: 3, ...params, servers: nodes.slice(1).map((n) => `127.0.0.1:${n.port}`).join(',') }, nodes[0]!.url);
 
   beforeAll(async () => {
-    const clusterPorts = await Promise.all([freePort(), freePort(), freePort()]);
-    const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
-    // All three at once: JetStream in a cluster needs a quorum before any node is healthy.
-    nodes.push(
-      ...(await Promise.all(
+    // Fresh route ports on a clash (another process took one between freePort() and the node's bind).
+    await retryOnPortClash(async () => {
+      const clusterPorts = await Promise.all([freePort(), freePort(), freePort()]);
+      const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+      // All three at once: JetStream in a cluster needs a quorum before any node is healthy.
+      const started = await Promise.allSettled(
         clusterPorts.map((p) =>
           startPrivateNats({ args: ['--cluster_name', 'celeriac', '--cluster', `nats://127.0.0.1:${p}`, '--routes', routes] }),
         ),
-      )),
-    );
+      );
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed !== undefined) {
+        await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+        throw failed.reason;
+      }
+      for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
+    });
     // Wait for a JetStream meta leader: until then creating streams fails (short request timeout, so a
     // probe sent before the election does not hold up the next one).
     for (const deadline = Date.now() + 30_000; ; ) {
