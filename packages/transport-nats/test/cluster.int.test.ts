@@ -39,7 +39,7 @@ function useCluster(prefix: string): Cluster {
       );
       const failed = started.find((r) => r.status === 'rejected');
       if (failed !== undefined) {
-        await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+        await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : Promise.resolve())));
         throw failed.reason;
       }
       for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
