@@ -95,8 +95,9 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   headers['content-type'] = serializer.contentType;
   // Empty kwargs and embed are left off the end (`[args]`): smaller, and quicker to parse; a decoder
   // reads what is missing as empty.
-  const embedded = !isEmpty(msg.embed);
-  let body = serializer.encode(embedded ? [msg.args, msg.kwargs, msg.embed] : isEmpty(msg.kwargs) ? [msg.args] : [msg.args, msg.kwargs]);
+  const parts: unknown[] = [msg.args, msg.kwargs, msg.embed];
+  while (parts.length > 1 && isEmpty(parts[parts.length - 1] as object)) parts.pop();
+  let body = serializer.encode(parts);
   if (gzip) {
     body = compress(body);
     headers['content-encoding'] = GZIP;

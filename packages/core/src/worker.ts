@@ -676,17 +676,10 @@ export class Worker {
     );
   }
 
-  /** `task:succeeded`, as one object of one shape (it is raised for every task that succeeds). */
+  /** `task:succeeded`, when anyone listens. A method, not a closure made per ack. */
   private emitSucceeded(base: TaskEventBase, runtimeMs: number, result: unknown): undefined {
     const events = this.app.events;
-    if (!events.has('task:succeeded')) return undefined;
-    const { taskId, name, queue, retries, deliveries, workerId } = base;
-    events.emit(
-      'task:succeeded',
-      workerId === undefined
-        ? { taskId, name, queue, retries, deliveries, runtimeMs, result }
-        : { taskId, name, queue, retries, deliveries, workerId, runtimeMs, result },
-    );
+    if (events.has('task:succeeded')) events.emit('task:succeeded', taskEvent(base, { runtimeMs, result }));
     return undefined;
   }
 

@@ -1,6 +1,6 @@
 import type { DeadLetter, DeadLetterOptions, DeadLetters } from '@celeriac/core';
 import { CeleriacError, ErrorCode } from '@celeriac/core';
-import { decodeFrame, encodeFrame, type Frame } from './frame.js';
+import { decodeFrame, encodeFrame, type Envelope, type Frame } from './frame.js';
 import { jsPublish } from './jetstream-publish.js';
 import type { NatsBroker } from './nats-broker.js';
 
@@ -52,7 +52,7 @@ export class NatsDeadLetters implements DeadLetters {
   private toDeadLetter(queue: string, m: StoredDead): DeadLetter {
     try {
       const { env, body } = decodeFrame(m.data);
-      return { id: env.i ?? `seq:${m.seq}`, queue, body: body.slice(), headers: env.h, reason: env.r ?? 'unknown', deadAt: env.t ?? m.time };
+      return { id: deadId(env, m), queue, body: body.slice(), headers: env.h, reason: env.r ?? 'unknown', deadAt: env.t ?? m.time };
     } catch (err) {
       const reason = `unreadable dead letter: ${err instanceof Error ? err.message : String(err)}`;
       return { id: `seq:${m.seq}`, queue, body: m.data, headers: {}, reason, deadAt: m.time };
@@ -87,7 +87,7 @@ export class NatsDeadLetters implements DeadLetters {
         continue; // unreadable: nothing could run it; it stays listed until purged
       }
       const { env, body } = frame;
-      const id = env.i ?? `seq:${m.seq}`; // dead letters are written with their id; as list() names one without
+      const id = deadId(env, m);
       if (wanted !== undefined && !wanted.has(id)) continue;
       await jsPublish(b.requester, b.names.task(queue, env.l ?? 0), encodeFrame({ i: id, h: env.h }, body), `redrive:${m.seq}:${m.time}`);
       await b.jsm.streams.deleteMessage(b.names.deadStream, m.seq, false);
@@ -101,4 +101,9 @@ export class NatsDeadLetters implements DeadLetters {
     const r = await b.jsm.streams.purge(b.names.deadStream, { filter: b.names.dead(queue) });
     return r.purged;
   }
+}
+
+/** A dead letter's id: written with it; one without (not ours) is named by its stream sequence, as list() shows it. */
+function deadId(env: Envelope, m: StoredDead): string {
+  return env.i ?? `seq:${m.seq}`;
 }

@@ -36,32 +36,20 @@ const MAGIC_OBJECT = 0xce;
 const MAGIC_ARRAY = 0xcf;
 const decoder = new TextDecoder();
 
-/** Headers with a fixed place in the array form, and the type they must have to take it. */
-const PLACED: ReadonlyMap<string, 'string' | 'number'> = new Map([
+/**
+ * Headers with a fixed place in the array form (slots 2–6, in this order), and the type a value must
+ * have to take it; other values of these names travel in `rest`.
+ */
+const PLACED = [
   ['task', 'string'],
   ['id', 'string'],
   ['sent_at', 'number'],
   ['origin', 'string'],
   ['content-type', 'string'],
-]);
-
-function placed<T extends 'string' | 'number'>(v: unknown, type: T): (T extends 'string' ? string : number) | null {
-  return typeof v === type ? (v as T extends 'string' ? string : number) : null;
-}
-
+] as const;
+const PLACED_TYPE: ReadonlyMap<string, string> = new Map(PLACED);
+/** `application/json`, the usual content type, is written as 1 in its slot. */
 const JSON_TYPE = 'application/json';
-
-type ArrayEnvelope = [
-  i: string | null,
-  n: number,
-  task: string | null,
-  id: string | null,
-  sentAt: number | null,
-  origin: string | null,
-  contentType: string | 1 | null,
-  rest?: Headers | 0,
-  dead?: { r?: string; t?: number; l?: number },
-];
 
 /**
  * The frame of a message. `idInHeader`: the message is published with `env.i` as its `Nats-Msg-Id` and
@@ -70,21 +58,16 @@ type ArrayEnvelope = [
  */
 export function encodeFrame(env: Envelope, body: Uint8Array, idInHeader = false): Uint8Array {
   const h = env.h;
-  const contentType = h['content-type'];
+  const a: unknown[] = [idInHeader ? null : (env.i ?? null), env.n ?? 0];
+  for (const [name, type] of PLACED) {
+    const v = h[name];
+    a.push(name === 'content-type' && v === JSON_TYPE ? 1 : typeof v === type ? v : null);
+  }
   let rest: Headers | 0 = 0;
   for (const k in h) {
     const v = h[k]!;
-    if (typeof v !== PLACED.get(k)) setOwn(rest === 0 ? (rest = {}) : rest, k, v);
+    if (typeof v !== PLACED_TYPE.get(k)) setOwn(rest === 0 ? (rest = {}) : rest, k, v);
   }
-  const a: unknown[] = [
-    idInHeader ? null : (env.i ?? null),
-    env.n ?? 0,
-    placed(h['task'], 'string'),
-    placed(h['id'], 'string'),
-    placed(h['sent_at'], 'number'),
-    placed(h['origin'], 'string'),
-    contentType === JSON_TYPE ? 1 : placed(contentType, 'string'),
-  ];
   const dead = env.r !== undefined || env.t !== undefined || env.l !== undefined;
   if (rest !== 0 || dead) a.push(rest);
   if (dead) a.push({ r: env.r, t: env.t, l: env.l });
@@ -115,8 +98,11 @@ function malformed(): CeleriacError {
 }
 
 function fromArray(a: unknown): Envelope {
-  if (!Array.isArray(a) || a.length < 7 || (typeof a[0] !== 'string' && a[0] !== null) || typeof a[1] !== 'number') throw malformed();
-  const [i, n, task, id, sentAt, origin, contentType, rest, dead] = a as ArrayEnvelope;
+  if (!Array.isArray(a) || a.length < 2 + PLACED.length || (typeof a[0] !== 'string' && a[0] !== null) || typeof a[1] !== 'number') {
+    throw malformed();
+  }
+  const [i, n, task, id, sentAt, origin, contentType, rest, dead] = a as unknown[] as [string | null, number, ...unknown[]];
+  // PLACED written out: a loop with computed keys measured ~100 ns slower per delivery (keyed stores).
   const h: Headers = {};
   if (typeof task === 'string') h['task'] = task;
   if (typeof id === 'string') h['id'] = id;
@@ -126,15 +112,17 @@ function fromArray(a: unknown): Envelope {
   else if (typeof contentType === 'string') h['content-type'] = contentType;
   if (rest !== undefined && rest !== 0) {
     if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) throw malformed();
-    for (const k in rest) setOwn(h, k, rest[k]!);
+    const r = rest as Headers;
+    for (const k in r) setOwn(h, k, r[k]!);
   }
   const env: Envelope = i === null ? { h } : { i, h };
   if (n > 0) env.n = n;
   if (dead !== undefined) {
     if (typeof dead !== 'object' || dead === null) throw malformed();
-    if (typeof dead.r === 'string') env.r = dead.r;
-    if (typeof dead.t === 'number') env.t = dead.t;
-    if (typeof dead.l === 'number') env.l = dead.l;
+    const { r, t, l } = dead as { r?: unknown; t?: unknown; l?: unknown };
+    if (typeof r === 'string') env.r = r;
+    if (typeof t === 'number') env.t = t;
+    if (typeof l === 'number') env.l = l;
   }
   return env;
 }

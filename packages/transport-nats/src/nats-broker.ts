@@ -42,7 +42,7 @@ import { Names } from './names.js';
 import { Outbox } from './outbox.js';
 import { Requester } from './requester.js';
 import { brokerOptionsFromUrl, positiveInt, type NatsBrokerOptions } from './options.js';
-import { reply, WorkConsumer, type ConsumerHost, type NatsDelivery } from './work-consumer.js';
+import { foreignId, reply, WorkConsumer, type ConsumerHost, type NatsDelivery } from './work-consumer.js';
 
 const MS = 1_000_000;
 /** Publishes of one `publishBatch` in flight at once. */
@@ -371,18 +371,19 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
 
   publish(queue: string, msg: OutgoingMessage, opts?: PublishOptions): Promise<void> {
     const delayMs = opts?.delayMs ?? 0;
+    const delayed = delayMs > 0;
     let frame: Uint8Array;
     let requester: Requester;
     try {
       requester = this.requester;
       // Straight to the task stream, the id is the `Nats-Msg-Id`; a delayed copy is moved under another.
-      frame = encodeFrame({ i: msg.id, h: msg.headers }, msg.body, !(delayMs > 0));
+      frame = encodeFrame({ i: msg.id, h: msg.headers }, msg.body, !delayed);
     } catch (err) {
       return Promise.reject(err as Error);
     }
     const level = this.level(opts?.priority);
-    const subject = delayMs > 0 ? this.names.delayed(queue, level) : this.names.task(queue, level);
-    const extra = delayMs > 0 ? { [DUE_HEADER]: String(Date.now() + delayMs) } : undefined;
+    const subject = delayed ? this.names.delayed(queue, level) : this.names.task(queue, level);
+    const extra = delayed ? { [DUE_HEADER]: String(Date.now() + delayMs) } : undefined;
     return jsPublish(requester, subject, frame, msg.id, extra).then(() => undefined);
   }
 
@@ -440,7 +441,7 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   quarantine(queue: string, msg: Msg, reason: string): void {
-    const id = `foreign:${msg.reply ?? msg.subject}`;
+    const id = foreignId(msg);
     const frame = encodeFrame({ i: id, h: {}, r: `ERR_SERIALIZATION: ${reason}`, t: Date.now() }, msg.data);
     jsPublish(this.requester, this.names.dead(queue), frame, id).then(
       () => reply(this, msg.reply!, ACK),

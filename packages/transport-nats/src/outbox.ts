@@ -2,7 +2,6 @@ import type { NatsConnection } from '@nats-io/transport-node';
 
 /** A short text published to a reply subject: an ack verb of a JetStream delivery. */
 interface Reply {
-  readonly nc: NatsConnection;
   readonly subject: string;
   readonly text: string;
 }
@@ -35,6 +34,8 @@ function rawProtocol(nc: NatsConnection): RawProtocol | undefined {
 export class Outbox {
   private queue: (Reply | (() => void))[] = [];
   private scheduled: NodeJS.Immediate | undefined;
+  /** The connection replies go out on (a broker's connection object lives across reconnects). */
+  private replyTo: NatsConnection | undefined;
 
   /** Perform `write` in this turn's flush. */
   push(write: () => void): void {
@@ -44,7 +45,8 @@ export class Outbox {
 
   /** Publish `text` (ASCII, no reply subject) to `subject` in this turn's flush. */
   reply(nc: NatsConnection, subject: string, text: string): void {
-    this.queue.push({ nc, subject, text });
+    this.replyTo = nc;
+    this.queue.push({ subject, text });
     this.scheduled ??= setImmediate(() => this.flush());
   }
 
@@ -58,7 +60,7 @@ export class Outbox {
     for (let i = 0; i < q.length; i++) {
       const w = q[i]!;
       if (typeof w !== 'function') continue;
-      if (from < i) sendReplies(q as Reply[], from, i);
+      if (from < i) sendReplies(this.replyTo!, q as Reply[], from, i);
       from = i + 1;
       try {
         w();
@@ -66,41 +68,28 @@ export class Outbox {
         // a write on a closed connection: the server redelivers after AckWait
       }
     }
-    if (from < q.length) sendReplies(q as Reply[], from, q.length);
+    if (from < q.length) sendReplies(this.replyTo!, q as Reply[], from, q.length);
   }
 }
 
 /**
- * Write `replies[from, to)` as one protocol string per connection, or publish each where the client
- * does not take raw text. Nothing on a closed or drained connection, as a publish: the server
- * redelivers after AckWait.
+ * Write `replies[from, to)` as one string of `PUB` lines, or publish each where the client does not
+ * take raw text. Nothing on a closed or drained connection, as a publish: the server redelivers after
+ * AckWait.
  */
-function sendReplies(replies: readonly Reply[], from: number, to: number): void {
-  let nc = replies[from]!.nc;
-  let lines = '';
-  for (let i = from; i < to; i++) {
-    const r = replies[i]!;
-    if (r.nc !== nc) {
-      write(nc, lines, replies, from, i);
-      nc = r.nc;
-      lines = '';
-      from = i;
-    }
-    lines += `PUB ${r.subject} ${r.text.length}\r\n${r.text}\r\n`;
-  }
-  write(nc, lines, replies, from, to);
-}
-
-function write(nc: NatsConnection, lines: string, replies: readonly Reply[], from: number, to: number): void {
+function sendReplies(nc: NatsConnection, replies: readonly Reply[], from: number, to: number): void {
   if (nc.isClosed()) return;
   const p = rawProtocol(nc);
-  if (p !== undefined) {
-    if (p.noMorePublishing !== true) p.sendCommand(lines);
+  if (p === undefined) {
+    try {
+      for (let i = from; i < to; i++) nc.publish(replies[i]!.subject, replies[i]!.text);
+    } catch {
+      // closed meanwhile
+    }
     return;
   }
-  try {
-    for (let i = from; i < to; i++) nc.publish(replies[i]!.subject, replies[i]!.text);
-  } catch {
-    // closed meanwhile
-  }
+  if (p.noMorePublishing === true) return;
+  let lines = '';
+  for (let i = from; i < to; i++) lines += `PUB ${replies[i]!.subject} ${replies[i]!.text.length}\r\n${replies[i]!.text}\r\n`;
+  p.sendCommand(lines);
 }

@@ -44,6 +44,11 @@ export function reply(w: Writer, subject: string, verb: string): void {
   w.outbox.reply(w.nc, subject, verb);
 }
 
+/** The id of a message no celeriac publish named: where it was delivered from. */
+export function foreignId(msg: Msg): string {
+  return `foreign:${msg.reply ?? msg.subject}`;
+}
+
 /** One JetStream delivery. Settling publishes the ack verb to its reply subject. */
 export class NatsDelivery implements Delivery {
   readonly body: Uint8Array;
@@ -73,7 +78,7 @@ export class NatsDelivery implements Delivery {
 
   /** The id it was published with: in the envelope, or (read once, when asked) its `Nats-Msg-Id`. */
   get id(): string {
-    return (this.env.i ??= this.msg.headers?.get(MSG_ID_HEADER) || `foreign:${this.msg.reply ?? this.msg.subject}`);
+    return (this.env.i ??= this.msg.headers?.get(MSG_ID_HEADER) || foreignId(this.msg));
   }
 
   /** Seq and store time of this copy, for ids of its moves that stay the same when a move is retried. */

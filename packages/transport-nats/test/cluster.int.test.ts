@@ -99,10 +99,14 @@ describe.skipIf(!hasServer)('NATS: a 3-node JetStream cluster on loopback, strea
     const app = createApp({ broker: url, resultBackend: url });
     const done = new Set<number>();
     let runs = 0;
+    let midRun!: () => void;
+    const reachedMidRun = new Promise<void>((resolve) => (midRun = resolve));
     const task = app.task('cluster.work', async (i: number) => {
       runs++;
+      // A little work per task, so the node is killed with tasks in flight.
       await new Promise((r) => setTimeout(r, 2));
       done.add(i);
+      if (done.size === 150) midRun();
       return i;
     });
     const worker = app.worker({ concurrency: 8, prefetchMultiplier: 4 });
@@ -110,7 +114,7 @@ describe.skipIf(!hasServer)('NATS: a 3-node JetStream cluster on loopback, strea
       const first = await task.applyAsyncBulk(Array.from({ length: BEFORE }, (_, i) => [i] as [number]));
       const delayed = await task.applyAsync([-1], { countdownMs: 1_500 });
       await worker.start();
-      while (done.size < 150) await new Promise((r) => setTimeout(r, 5));
+      await reachedMidRun;
       await cluster.nodes[0]!.down({ hard: true });
       const second = await task.applyAsyncBulk(Array.from({ length: AFTER }, (_, i) => [BEFORE + i] as [number]));
       const values = await Promise.all([...first, ...second, delayed].map((r) => r.get({ timeoutMs: 60_000 })));
