@@ -68,6 +68,12 @@ export interface Delivery {
   /** The id the message was published with. */
   readonly id: string;
   readonly body: Uint8Array;
+  /**
+   * Optional: the body already parsed, where the transport's own framing parses it together with its
+   * headers — what `JSON.parse` returns for an `application/json` body without a content-encoding.
+   * Core then does not decode `body` again; undefined means decode it.
+   */
+  readonly parsedBody?: unknown;
   readonly headers: Readonly<Headers>;
   /** How often the broker handed this message out, 1 on the first delivery (crash redeliveries included). */
   readonly deliveries: number;

@@ -272,7 +272,6 @@ function errText(err: unknown): string {
 }
 
 class GuardedDelivery implements Delivery {
-  readonly body: Uint8Array;
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
   /** Links of the guard's list of unsettled deliveries. */
@@ -284,9 +283,17 @@ class GuardedDelivery implements Delivery {
     readonly inner: Delivery,
     private readonly guard: GuardedBroker,
   ) {
-    this.body = inner.body;
     this.headers = inner.headers;
     this.deliveries = inner.deliveries;
+  }
+
+  /** Read when asked, like `id`: a transport may cut it out of its frame only then. */
+  get body(): Uint8Array {
+    return this.inner.body;
+  }
+
+  get parsedBody(): unknown {
+    return this.inner.parsedBody;
   }
 
   /** Read when asked: a transport may derive it (NATS reads it from a header). */

@@ -109,9 +109,12 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
  * Decode a delivery. Throws ERR_CONTENT_TYPE for a type outside `accept` and ERR_SERIALIZATION for a
  * body or header set that is not a task message.
  */
-export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept: ReadonlySet<string>): TaskMessage {
+/** The content type of the JSON serializer, and of a message without one. */
+const JSON_TYPE = 'application/json';
+
+export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>): TaskMessage {
   const h = delivery.headers;
-  const contentType = str(h['content-type']) ?? 'application/json';
+  const contentType = str(h['content-type']) ?? JSON_TYPE;
   if (!accept.has(contentType)) {
     throw new CeleriacError(ErrorCode.CONTENT_TYPE, `content type "${contentType}" is not in the accept list`);
   }
@@ -120,13 +123,15 @@ export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept:
   if (task === null || id === null) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'message has no "task" or "id" header');
   }
-  let decoded: unknown;
-  try {
-    const serializer = serializerFor(contentType);
-    const raw = h['content-encoding'] === GZIP ? decompress(delivery.body) : delivery.body;
-    decoded = serializer.decode(raw);
-  } catch (err) {
-    throw new CeleriacError(ErrorCode.SERIALIZATION, `undecodable body: ${(err as Error).message}`, { cause: err });
+  let decoded = contentType === JSON_TYPE && h['content-encoding'] === undefined ? delivery.parsedBody : undefined;
+  if (decoded === undefined) {
+    try {
+      const serializer = serializerFor(contentType);
+      const raw = h['content-encoding'] === GZIP ? decompress(delivery.body) : delivery.body;
+      decoded = serializer.decode(raw);
+    } catch (err) {
+      throw new CeleriacError(ErrorCode.SERIALIZATION, `undecodable body: ${(err as Error).message}`, { cause: err });
+    }
   }
   if (!Array.isArray(decoded) || !Array.isArray(decoded[0])) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'body is not [args, kwargs?, embed?]');

@@ -8,7 +8,7 @@ import type { Serializer } from './serializer.js';
 export interface Codec {
   encode(msg: TaskMessage, serializer: Serializer, gzip: boolean): OutgoingMessage;
   /** Throws ERR_CONTENT_TYPE or ERR_SERIALIZATION for what it cannot read. */
-  decode(delivery: Pick<Delivery, 'body' | 'headers'>, accept: ReadonlySet<string>): TaskMessage;
+  decode(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>): TaskMessage;
 }
 
 /** celeriac's own wire format: Celery protocol v2 fields, only those that are set. */

@@ -57,6 +57,25 @@ describe('message model', () => {
   });
 });
 
+describe('parsedBody', () => {
+  const accept = new Set(['application/json', 'application/x-msgpack']);
+  it('takes a JSON body the transport already parsed instead of decoding the bytes again', () => {
+    const out = encodeTask(base, jsonSerializer);
+    // Bytes that would not decode: the parsed body is what is read.
+    const back = decodeTask({ ...out, body: new Uint8Array([0xff]), parsedBody: [[7], { k: 2 }, {}] }, accept);
+    expect(back.args).toEqual([7]);
+    expect(back.kwargs).toEqual({ k: 2 });
+    // A parsed body is still checked for the task body's shape.
+    expect(() => decodeTask({ ...out, parsedBody: { args: [1] } }, accept)).toThrow(expect.objectContaining({ code: 'ERR_SERIALIZATION' }));
+  });
+
+  it('decodes the bytes when the body is compressed or not JSON, whatever parsedBody says', () => {
+    for (const out of [encodeTask(base, jsonSerializer, true), encodeTask(base, msgpackSerializer)]) {
+      expect(decodeTask({ ...out, parsedBody: [['wrong']] }, accept)).toEqual(base);
+    }
+  });
+});
+
 describe('newId', () => {
   it('gives UUID v4 strings, all different, across refills of its random pool', () => {
     const ids = Array.from({ length: 5_000 }, () => newId());

@@ -2,6 +2,7 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { ACK, NAK, jsPublish, nakDelay, parseAckSubject } from './jetstream-publish.js';
 import type { Names } from './names.js';
 import { Puller } from './puller.js';
+import { replyBytes } from './outbox.js';
 import type { Requester } from './requester.js';
 import { reply, type Writer } from './work-consumer.js';
 
@@ -81,7 +82,7 @@ export class DelayMover {
   }
 
   private onMessage(msg: Msg): void {
-    const replyTo = msg.reply!;
+    const replyTo = replyBytes(msg);
     if (this.closed) {
       reply(this.o, replyTo, NAK);
       return;
@@ -97,8 +98,8 @@ export class DelayMover {
       reply(this.o, replyTo, nakDelay(wait));
       return;
     }
-    const info = parseAckSubject(replyTo);
-    const moveId = info === undefined ? `mv:${replyTo}` : `mv:${info.stream}:${info.streamSeq}:${info.timestampNs}`;
+    const info = parseAckSubject(msg.reply ?? '');
+    const moveId = info === undefined ? `mv:${msg.reply ?? msg.subject}` : `mv:${info.stream}:${info.streamSeq}:${info.timestampNs}`;
     this.moving++;
     jsPublish(this.o.requester, target, msg.data, moveId).then(
       () => reply(this.o, replyTo, ACK),

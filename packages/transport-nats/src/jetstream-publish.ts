@@ -121,20 +121,39 @@ function streamToken(tokens: number): number {
 }
 
 const dots: number[] = [];
+/** `$JS.ACK.` */
+const ACK_PREFIX = [0x24, 0x4a, 0x53, 0x2e, 0x41, 0x43, 0x4b, 0x2e];
+
+/** Whether a reply subject, as the bytes the client read, is a JetStream ack subject (`$JS.ACK.…`). */
+export function isAckSubject(reply: Uint8Array | undefined): boolean {
+  if (reply === undefined || reply.length < ACK_PREFIX.length) return false;
+  for (let i = 0; i < ACK_PREFIX.length; i++) if (reply[i] !== ACK_PREFIX[i]) return false;
+  return true;
+}
 
 /**
- * The delivery count of a JetStream reply subject (`delivered` of `parseAckSubject`) without splitting
- * it into strings: read once per delivery. Undefined when it is not an ack subject.
+ * The delivery count of a JetStream reply subject (`delivered` of `parseAckSubject`), read from its
+ * bytes without making a string: read once per delivery. Undefined when it is not an ack subject.
  */
-export function ackDelivered(reply: string): number | undefined {
-  if (!reply.startsWith('$JS.ACK.')) return undefined;
+export function ackDelivered(reply: Uint8Array | undefined): number | undefined {
+  if (reply === undefined || !isAckSubject(reply)) return undefined;
   let count = 0;
-  for (let i = reply.indexOf('.'); i !== -1; i = reply.indexOf('.', i + 1)) dots[count++] = i;
+  // `length`, not `byteLength`: the getter is a call each time round (~10 ns here), the loop ten times slower.
+  const size = reply.length;
+  for (let i = 0; i < size; i++) if (reply[i] === 0x2e) dots[count++] = i;
   const base = streamToken(count + 1);
   if (base < 0) return undefined;
   const at = base + 2; // the delivered token
-  const n = Number(reply.slice(dots[at - 1]! + 1, dots[at]));
-  return Number.isInteger(n) && n > 0 ? n : undefined;
+  const from = dots[at - 1]! + 1;
+  const to = dots[at]!;
+  if (to === from || to - from > 15) return undefined;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = reply[i]! - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return n > 0 ? n : undefined;
 }
 
 /** Parse an ack subject (see `streamToken` for its two forms). */

@@ -39,7 +39,7 @@ import { DelayMover, DUE_HEADER } from './delay-mover.js';
 import { encodeFrame, type Envelope } from './frame.js';
 import { ACK, jsPublish } from './jetstream-publish.js';
 import { Names } from './names.js';
-import { Outbox } from './outbox.js';
+import { Outbox, replyBytes } from './outbox.js';
 import { Requester } from './requester.js';
 import { brokerOptionsFromUrl, positiveInt, type NatsBrokerOptions } from './options.js';
 import { foreignId, reply, WorkConsumer, type ConsumerHost, type NatsDelivery } from './work-consumer.js';
@@ -444,7 +444,7 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
     const id = foreignId(msg);
     const frame = encodeFrame({ i: id, h: {}, r: `ERR_SERIALIZATION: ${reason}`, t: Date.now() }, msg.data);
     jsPublish(this.requester, this.names.dead(queue), frame, id).then(
-      () => reply(this, msg.reply!, ACK),
+      () => reply(this, replyBytes(msg), ACK),
       (err: unknown) => this.reportError(err),
     );
   }

@@ -1,15 +1,44 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 
 /** A short text published to a reply subject: an ack verb of a JetStream delivery. */
 interface Reply {
-  readonly subject: string;
+  readonly subject: Uint8Array;
   readonly text: string;
+}
+
+/** The part of nats.js's message that holds the reply subject as read, before it is made a string. */
+interface RawMsg {
+  readonly _msg?: { readonly reply?: unknown };
+}
+
+/**
+ * A message's reply subject as bytes: the bytes the client read (nats.js decodes the string only when
+ * asked), or the encoded string where the client keeps no such bytes. Undefined without a reply.
+ */
+export function replyBytes(msg: Msg): Uint8Array | undefined {
+  const raw = (msg as unknown as RawMsg)._msg?.reply;
+  if (raw instanceof Uint8Array) return raw;
+  return msg.reply === undefined || msg.reply === '' ? undefined : Buffer.from(msg.reply);
+}
+
+const decoder = new TextDecoder();
+/** `PUB ` */
+const PUB = Buffer.from('PUB ');
+/** What follows the subject of a `PUB` line of `text`, for the ack verbs (a tail each), built once. */
+const tails = new Map<string, Buffer>();
+function tailOf(text: string): Buffer {
+  let t = tails.get(text);
+  if (t === undefined) {
+    t = Buffer.from(` ${Buffer.byteLength(text)}\r\n${text}\r\n`);
+    if (tails.size < 16) tails.set(text, t); // the three verbs; a delayed nak's text varies
+  }
+  return t;
 }
 
 /** The part of nats.js's connection that takes protocol text as it is (not in its typings). */
 interface RawProtocol {
   readonly noMorePublishing?: boolean;
-  sendCommand(cmd: string): void;
+  sendCommand(cmd: string | Uint8Array): void;
 }
 
 function rawProtocol(nc: NatsConnection): RawProtocol | undefined {
@@ -26,10 +55,10 @@ function rawProtocol(nc: NatsConnection): RawProtocol | undefined {
  * write to one `setImmediate` per turn and performs them back to back, in order, so one turn's acks,
  * nacks and publishes leave in a single write. The added latency is one event-loop turn.
  *
- * Ack verbs (`reply`) go further: consecutive ones become one string of `PUB` lines, encoded once and
- * handed to the client's protocol writer, instead of a publish each (a subject check, a header line
- * built, encoded and buffered per ack). Where the client does not expose that writer they are
- * published one by one.
+ * Ack verbs (`reply`) go further: consecutive ones become one buffer of `PUB` lines, copied from the
+ * reply subjects' bytes as the client read them and handed to the client's protocol writer, instead of
+ * a publish each (a subject decoded, checked, a line built and encoded per ack). Where the client does
+ * not expose that writer they are published one by one.
  */
 export class Outbox {
   private queue: (Reply | (() => void))[] = [];
@@ -43,8 +72,8 @@ export class Outbox {
     this.scheduled ??= setImmediate(() => this.flush());
   }
 
-  /** Publish `text` (ASCII, no reply subject) to `subject` in this turn's flush. */
-  reply(nc: NatsConnection, subject: string, text: string): void {
+  /** Publish `text` (ASCII, no reply subject) to `subject` (its bytes) in this turn's flush. */
+  reply(nc: NatsConnection, subject: Uint8Array, text: string): void {
     this.replyTo = nc;
     this.queue.push({ subject, text });
     this.scheduled ??= setImmediate(() => this.flush());
@@ -73,8 +102,8 @@ export class Outbox {
 }
 
 /**
- * Write `replies[from, to)` as one string of `PUB` lines, or publish each where the client does not
- * take raw text. Nothing on a closed or drained connection, as a publish: the server redelivers after
+ * Write `replies[from, to)` as one buffer of `PUB` lines, or publish each where the client does not
+ * take raw bytes. Nothing on a closed or drained connection, as a publish: the server redelivers after
  * AckWait.
  */
 function sendReplies(nc: NatsConnection, replies: readonly Reply[], from: number, to: number): void {
@@ -82,14 +111,25 @@ function sendReplies(nc: NatsConnection, replies: readonly Reply[], from: number
   const p = rawProtocol(nc);
   if (p === undefined) {
     try {
-      for (let i = from; i < to; i++) nc.publish(replies[i]!.subject, replies[i]!.text);
+      for (let i = from; i < to; i++) nc.publish(decoder.decode(replies[i]!.subject), replies[i]!.text);
     } catch {
       // closed meanwhile
     }
     return;
   }
   if (p.noMorePublishing === true) return;
-  let lines = '';
-  for (let i = from; i < to; i++) lines += `PUB ${replies[i]!.subject} ${replies[i]!.text.length}\r\n${replies[i]!.text}\r\n`;
-  p.sendCommand(lines);
+  let size = 0;
+  for (let i = from; i < to; i++) size += PUB.length + replies[i]!.subject.length + tailOf(replies[i]!.text).length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = from; i < to; i++) {
+    const r = replies[i]!;
+    out.set(PUB, at);
+    out.set(r.subject, at + PUB.length);
+    at += PUB.length + r.subject.length;
+    const tail = tailOf(r.text);
+    out.set(tail, at);
+    at += tail.length;
+  }
+  p.sendCommand(out);
 }

@@ -1,4 +1,6 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { isAckSubject } from './jetstream-publish.js';
+import { replyBytes } from './outbox.js';
 
 /** A pull request the server still holds open. */
 interface PullRequest {
@@ -147,7 +149,7 @@ export class Puller {
 
   private onMsg(r: PullRequest, msg: Msg): void {
     // A message has a `$JS.ACK` reply; only the rest can be statuses (its headers are decoded only then).
-    const code = msg.reply?.startsWith('$JS.ACK.') === true ? 0 : (msg.headers?.code ?? 0);
+    const code = isAckSubject(replyBytes(msg)) ? 0 : (msg.headers?.code ?? 0);
     if (code > 0) {
       if (code === 100) {
         r.lastSeen = Date.now();

@@ -1,9 +1,9 @@
 import { SETTLED, type Delivery, type Headers, type LinkedList, type NackOptions } from '@celeriac/core';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { decodeFrame, type Envelope } from './frame.js';
+import { decodeFrame, type Envelope, type Frame } from './frame.js';
 import { ACK, MSG_ID_HEADER, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';
 import type { Names } from './names.js';
-import type { Outbox } from './outbox.js';
+import { replyBytes, type Outbox } from './outbox.js';
 import { Puller } from './puller.js';
 
 /** Where acks are written: the connection, through the outbox that coalesces writes. */
@@ -37,11 +37,12 @@ export interface ConsumerHost extends Writer {
 }
 
 /**
- * Publish an ack verb to a delivery's reply subject, in this turn's coalesced write. A closed
- * connection means the lease runs out and the server delivers the message again after AckWait.
+ * Publish an ack verb to a delivery's reply subject (its bytes), in this turn's coalesced write. A
+ * closed connection means the lease runs out and the server delivers the message again after AckWait.
+ * Nothing for a message without a reply subject: there is nothing to ack.
  */
-export function reply(w: Writer, subject: string, verb: string): void {
-  w.outbox.reply(w.nc, subject, verb);
+export function reply(w: Writer, subject: Uint8Array | undefined, verb: string): void {
+  if (subject !== undefined) w.outbox.reply(w.nc, subject, verb);
 }
 
 /** The id of a message no celeriac publish named: where it was delivered from. */
@@ -51,10 +52,12 @@ export function foreignId(msg: Msg): string {
 
 /** One JetStream delivery. Settling publishes the ack verb to its reply subject. */
 export class NatsDelivery implements Delivery {
-  readonly body: Uint8Array;
+  private readonly frame: Frame;
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
   readonly env: Envelope;
+  /** The reply subject the ack verbs go to, as the client read it. */
+  private readonly replyTo: Uint8Array | undefined;
   /** Links of the broker's list of unsettled deliveries. */
   prev: NatsDelivery | undefined;
   next: NatsDelivery | undefined;
@@ -66,14 +69,26 @@ export class NatsDelivery implements Delivery {
     readonly queue: string,
     readonly msg: Msg,
   ) {
-    const { env, body } = decodeFrame(msg.data);
-    this.env = env;
-    // A view, not a copy: every socket read is a fresh buffer (the client never reuses one), so the
-    // bytes stay as they are while the delivery lives.
-    this.body = body;
-    this.headers = env.h;
-    this.deliveries = (env.n ?? 0) + (ackDelivered(msg.reply ?? '') ?? 1);
+    const frame = decodeFrame(msg.data);
+    this.frame = frame;
+    this.env = frame.env;
+    this.headers = frame.env.h;
+    this.replyTo = replyBytes(msg);
+    this.deliveries = (frame.env.n ?? 0) + (ackDelivered(this.replyTo) ?? 1);
     host.unsettled.add(this);
+  }
+
+  /**
+   * A view, not a copy, cut out when first asked (core does not ask when the body came parsed): every
+   * socket read is a fresh buffer (the client never reuses one), so the bytes stay as they are while
+   * the delivery lives.
+   */
+  get body(): Uint8Array {
+    return this.frame.body;
+  }
+
+  get parsedBody(): unknown {
+    return this.frame.parsed;
   }
 
   /** The id it was published with: in the envelope, or (read once, when asked) its `Nats-Msg-Id`. */
@@ -95,7 +110,7 @@ export class NatsDelivery implements Delivery {
   }
 
   ack(): Promise<void> {
-    reply(this.host, this.msg.reply!, ACK);
+    reply(this.host, this.replyTo, ACK);
     this.done();
     return SETTLED;
   }
@@ -104,12 +119,12 @@ export class NatsDelivery implements Delivery {
     try {
       if (!opts.requeue) {
         await this.host.deadLetter(this, opts.reason ?? 'rejected');
-        reply(this.host, this.msg.reply!, ACK);
+        reply(this.host, this.replyTo, ACK);
       } else if (opts.delayMs !== undefined && opts.delayMs > 0) {
         await this.host.requeueLater(this, opts.delayMs);
-        reply(this.host, this.msg.reply!, ACK);
+        reply(this.host, this.replyTo, ACK);
       } else {
-        reply(this.host, this.msg.reply!, NAK);
+        reply(this.host, this.replyTo, NAK);
       }
     } finally {
       // On a failed move the message stays unacked and comes back after AckWait: never lost.
@@ -118,14 +133,14 @@ export class NatsDelivery implements Delivery {
   }
 
   extend(): Promise<void> {
-    if (!this.settled) reply(this.host, this.msg.reply!, WPI);
+    if (!this.settled) reply(this.host, this.replyTo, WPI);
     return Promise.resolve();
   }
 
   /** Give back at once, without settling through core (shutdown of the broker). */
   giveBack(): void {
     if (this.settled) return;
-    reply(this.host, this.msg.reply!, NAK);
+    reply(this.host, this.replyTo, NAK);
     this.done();
   }
 }
@@ -209,7 +224,7 @@ export class WorkConsumer implements AsyncIterator<Delivery> {
     if (this.scan !== undefined && requestId === this.scan.id) this.scan.got++;
     else if (this.host.levels > 1) this.scanLevel = this.host.levels - 1; // a long poll answered: scan again
     if (this.finished || this.held >= this.prefetch) {
-      reply(this.host, msg.reply!, NAK);
+      reply(this.host, replyBytes(msg), NAK);
       return;
     }
     this.buffer.push(msg);
@@ -359,7 +374,7 @@ export class WorkConsumer implements AsyncIterator<Delivery> {
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     this.backoffTimer = undefined;
     this.closed = Promise.all(this.pullers.map((p) => p.close())).then(() => undefined);
-    for (let i = this.head; i < this.buffer.length; i++) reply(this.host, this.buffer[i]!.reply!, NAK);
+    for (let i = this.head; i < this.buffer.length; i++) reply(this.host, replyBytes(this.buffer[i]!), NAK);
     this.buffer.length = 0;
     this.head = 0;
     this.host.consumerDone(this);

@@ -34,11 +34,11 @@ describe('outbox', () => {
     const subject = uniquePrefix('outbox');
     const received = await collect(nc, subject, 5);
     const outbox = new Outbox();
-    outbox.reply(nc, `${subject}.a`, '+ACK');
-    outbox.reply(nc, `${subject}.b`, '-NAK {"delay":1000000}');
+    outbox.reply(nc, Buffer.from(`${subject}.a`), '+ACK');
+    outbox.reply(nc, Buffer.from(`${subject}.b`), '-NAK {"delay":1000000}');
     outbox.push(() => nc.publish(`${subject}.c`, 'pull'));
-    outbox.reply(nc, `${subject}.d`, '+WPI');
-    outbox.reply(nc, `${subject}.e`, '+TERM');
+    outbox.reply(nc, Buffer.from(`${subject}.d`), '+WPI');
+    outbox.reply(nc, Buffer.from(`${subject}.e`), '+TERM');
     expect(await received()).toEqual(['a:+ACK', 'b:-NAK {"delay":1000000}', 'c:pull', 'd:+WPI', 'e:+TERM']);
   });
 
@@ -48,9 +48,9 @@ describe('outbox', () => {
     // Only the public API of the connection: no `protocol` to write to.
     const plain = { isClosed: () => nc.isClosed(), publish: nc.publish.bind(nc) } as unknown as NatsConnection;
     const outbox = new Outbox();
-    outbox.reply(plain, `${subject}.a`, '+ACK');
+    outbox.reply(plain, Buffer.from(`${subject}.a`), '+ACK');
     outbox.push(() => nc.publish(`${subject}.b`, 'pull'));
-    outbox.reply(plain, `${subject}.c`, '-NAK');
+    outbox.reply(plain, Buffer.from(`${subject}.c`), '-NAK');
     outbox.flush();
     expect(await received()).toEqual(['a:+ACK', 'b:pull', 'c:-NAK']);
   });
@@ -59,7 +59,7 @@ describe('outbox', () => {
     const closed = await adminConnection();
     await closed.close();
     const outbox = new Outbox();
-    outbox.reply(closed, 'anything', '+ACK');
+    outbox.reply(closed, Buffer.from('anything'), '+ACK');
     expect(() => outbox.flush()).not.toThrow();
   });
 });

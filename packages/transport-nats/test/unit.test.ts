@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CeleriacError, type HeaderValue } from '@celeriac/core';
+import { CeleriacError, decodeTask, type HeaderValue } from '@celeriac/core';
 import { createNatsBroker, createNatsResultBackend } from '../src/index.js';
 import { connectOptions } from '../src/connection.js';
 import { decodeFrame, encodeFrame } from '../src/frame.js';
@@ -41,18 +41,23 @@ describe('frame', () => {
   });
 
   it('writes the envelope as an array: placed headers by position, the rest and dead-letter fields after', () => {
-    const h = { task: 't.add', id: 'a1', sent_at: 1_700_000_000_000, origin: 'host', 'content-type': 'application/json' };
+    const h = { task: 't.add', id: 'a1', sent_at: 1_700_000_000_000, origin: 'host', 'content-type': 'application/x-msgpack' };
     const plain = encodeFrame({ i: 'm1', h }, new Uint8Array([7]));
     expect(plain[0]).toBe(0xcf);
     const text = Buffer.from(plain).toString('utf8', 5, plain.length - 1);
-    expect(JSON.parse(text)).toEqual(['m1', 0, 't.add', 'a1', 1_700_000_000_000, 'host', 1]);
+    expect(JSON.parse(text)).toEqual(['m1', 0, 't.add', 'a1', 1_700_000_000_000, 'host', 'application/x-msgpack']);
     expect(decodeFrame(plain).env).toEqual({ i: 'm1', h });
-    // Published under its id as Nats-Msg-Id: the envelope leaves it out; other content types are written out.
-    const msgpack = { ...h, 'content-type': 'application/x-msgpack' };
-    const byHeader = encodeFrame({ i: 'm1', h: msgpack }, new Uint8Array([7]), true);
+    expect([...decodeFrame(plain).body]).toEqual([7]);
+    expect(decodeFrame(plain).parsed).toBeUndefined();
+    // Published under its id as Nats-Msg-Id: the envelope leaves it out.
+    const byHeader = encodeFrame({ i: 'm1', h }, new Uint8Array([7]), true);
     const inner = Buffer.from(byHeader).toString('utf8', 5, byHeader.length - 1);
     expect(JSON.parse(inner)).toEqual([null, 0, 't.add', 'a1', 1_700_000_000_000, 'host', 'application/x-msgpack']);
-    expect(decodeFrame(byHeader).env).toEqual({ h: msgpack });
+    expect(decodeFrame(byHeader).env).toEqual({ h });
+    // gzip-encoded JSON is bytes too: only a plain JSON body becomes one document.
+    const gz = encodeFrame({ i: 'm1', h: { ...h, 'content-type': 'application/json', 'content-encoding': 'gzip' } }, new Uint8Array([7]));
+    expect(gz[0]).toBe(0xcf);
+    expect(JSON.parse(Buffer.from(gz).toString('utf8', 5, gz.length - 1))).toEqual(['m1', 0, 't.add', 'a1', 1_700_000_000_000, 'host', 1, { 'content-encoding': 'gzip' }]);
 
     // Placed names with other types travel in the rest; so does a `__proto__` key, as an own header.
     const odd: Record<string, HeaderValue> = { task: 5, sent_at: 'soon', origin: null, retries: 2, eta: '2026-01-01T00:00:00.000Z' };
@@ -61,6 +66,41 @@ describe('frame', () => {
     expect(dead).toEqual({ i: 'm2', h: odd, n: 4, r: 'ERR_X: no', t: 123, l: 2 });
     expect(Object.getPrototypeOf(dead.h)).toBe(Object.prototype);
     expect(Object.keys(dead.h)).toContain('__proto__');
+  });
+
+  it('writes a JSON body and its envelope as one document, parsed once', () => {
+    const h = { task: 't.add', id: 'a1', sent_at: 1_700_000_000_000, origin: 'host', 'content-type': 'application/json' };
+    const body = Buffer.from('[[1,"é"],{"k":2}]');
+    const byHeader = encodeFrame({ i: 'm1', h }, body, true);
+    expect(byHeader[0]).toBe(0xd0);
+    expect(Buffer.from(byHeader).readUInt32BE(1)).toBe(body.byteLength);
+    // The body first, as it is; the slots after `origin` that hold their defaults left out.
+    expect(JSON.parse(Buffer.from(byHeader).toString('utf8', 5))).toEqual([[[1, 'é'], { k: 2 }], 't.add', 'a1', 1_700_000_000_000, 'host']);
+    const f = decodeFrame(byHeader);
+    expect(f.env).toEqual({ h });
+    expect(f.parsed).toEqual([[1, 'é'], { k: 2 }]);
+    expect(Buffer.from(f.body).equals(body)).toBe(true);
+
+    // The id, a delivery count, other headers and dead-letter fields each take their slot.
+    const h2 = { ...h, retries: 1, eta: null };
+    const dead = encodeFrame({ i: 'm2', h: h2, n: 3, r: 'ERR_X: no', t: 9, l: 1 }, body);
+    const d = decodeFrame(dead);
+    expect(d.env).toEqual({ i: 'm2', h: h2, n: 3, r: 'ERR_X: no', t: 9, l: 1 });
+    expect(d.parsed).toEqual([[1, 'é'], { k: 2 }]);
+    expect(decodeFrame(encodeFrame({ i: 'm3', h }, body)).env).toEqual({ i: 'm3', h });
+  });
+
+  it('reads the envelope of a document whose body is not JSON, and leaves the body to core', () => {
+    const h = { task: 't.add', id: 'a1', sent_at: 1, origin: 'host', 'content-type': 'application/json' };
+    const junk = Buffer.from('[[1],oops');
+    const f = decodeFrame(encodeFrame({ i: 'm1', h, n: 2 }, junk));
+    expect(f.env).toEqual({ i: 'm1', h, n: 2 });
+    expect(f.parsed).toBeUndefined();
+    expect(Buffer.from(f.body).equals(junk)).toBe(true);
+    // Core then refuses it, under the message's own task id.
+    expect(() => decodeTask({ headers: f.env.h, body: f.body, parsedBody: f.parsed }, new Set(['application/json']))).toThrow(
+      expect.objectContaining({ code: 'ERR_SERIALIZATION' }),
+    );
   });
 
   it('still reads frames written with the object envelope (0xCE)', () => {
@@ -84,6 +124,14 @@ describe('frame', () => {
       envelope(0xcf, '{"i":"x","h":{}}'),
       envelope(0xcf, '["x",0,null,null,null,null,null,[1]]'),
       envelope(0xce, '["x",0,null,null,null,null,null]'),
+      // documents: too short, no opening bracket, no comma after the body, envelope slots of the wrong type
+      Buffer.from([0xd0, 0, 0, 0, 2, 0x5b, 0x31, 0x31, 0x5d]),
+      Buffer.concat([Buffer.from([0xd0, 0, 0, 0, 1]), Buffer.from('{1,"t","i",1,"o"]')]),
+      Buffer.concat([Buffer.from([0xd0, 0, 0, 0, 1]), Buffer.from('[1]"t","i",1,"o"]')]),
+      Buffer.concat([Buffer.from([0xd0, 0, 0, 0, 1]), Buffer.from('[1,"t","i",1,"o",5]')]),
+      Buffer.concat([Buffer.from([0xd0, 0, 0, 0, 1]), Buffer.from('[1,"t","i"]')]),
+      Buffer.concat([Buffer.from([0xd0, 0, 0, 0, 1]), Buffer.from('[1,"t","i",1,"o",null,0,0,7]')]),
+      Buffer.concat([Buffer.from([0xd0, 0, 0, 0, 1]), Buffer.from('[x,"t","i",1,"o",null,"n"]')]),
     ]) {
       let caught: unknown;
       try {
@@ -107,11 +155,11 @@ describe('ack subjects', () => {
     });
     expect(parseAckSubject('$JS.ACK.dom.hash.S.c.2.5.4.1795555727810438183.0.rnd')?.delivered).toBe(2);
     expect(parseAckSubject('_INBOX.x')).toBeUndefined();
-    expect(ackDelivered('$JS.ACK.S.c.3.17.12.1795555727810438183.0')).toBe(3);
-    expect(ackDelivered('$JS.ACK.dom.hash.S.c.2.5.4.1795555727810438183.0.rnd')).toBe(2);
-    expect(ackDelivered('$JS.ACK.S.c.x.17.12.1795555727810438183.0')).toBeUndefined();
-    expect(ackDelivered('$JS.ACK.S.c.3')).toBeUndefined();
-    expect(ackDelivered('_INBOX.x')).toBeUndefined();
+    expect(ackDelivered(Buffer.from('$JS.ACK.S.c.3.17.12.1795555727810438183.0'))).toBe(3);
+    expect(ackDelivered(Buffer.from('$JS.ACK.dom.hash.S.c.2.5.4.1795555727810438183.0.rnd'))).toBe(2);
+    expect(ackDelivered(Buffer.from('$JS.ACK.S.c.x.17.12.1795555727810438183.0'))).toBeUndefined();
+    expect(ackDelivered(Buffer.from('$JS.ACK.S.c.3'))).toBeUndefined();
+    expect(ackDelivered(Buffer.from('_INBOX.x'))).toBeUndefined();
   });
 });
 
