@@ -2,11 +2,25 @@ import { createInbox, type Msg, type NatsConnection, type Subscription } from '@
 import { isAckSubject } from './jetstream-publish.js';
 import { replyBytes } from './outbox.js';
 
+/**
+ * A reply subject and its subscription, answering one pull request after another: a request that the
+ * server finished (every message delivered, or a final status) leaves nothing behind on it, so the next
+ * request can use it without a subscribe and an unsubscribe of its own.
+ */
+interface Line {
+  readonly subject: string;
+  /** Set once a deferred write subscribed the subject. */
+  sub: Subscription | undefined;
+  /** The request it answers now; undefined while it waits for the next one. */
+  req: PullRequest | undefined;
+  /** The last request it answered: a message that arrives after that one ended is still its. */
+  lastId: number;
+}
+
 /** A pull request the server still holds open. */
 interface PullRequest {
   readonly id: number;
-  /** Set once the deferred write subscribed its reply subject. */
-  sub: Subscription | undefined;
+  readonly line: Line;
   /** Ended before its deferred write ran: the write does nothing. */
   ended: boolean;
   /** Messages it may still deliver. */
@@ -48,17 +62,21 @@ export interface PullerOptions {
 /**
  * Pull requests on one durable consumer, with exact accounting of what is still owed.
  *
- * Each request has its own reply subscription, so every message and every status (408 expired, 409
- * limits, 404 nothing for a no-wait request, 100 heartbeat) is attributed to the request it answers,
- * and `outstanding` is the exact number of messages the server may still push at us — which is what
- * lets the owner keep `held + outstanding <= prefetch`. Unsubscribing a reply subject cancels its
- * request: the server drops pull requests whose reply subject lost its interest. A request that goes
- * silent (server restart, lost connection) is dropped after two missed heartbeats or its expiry.
+ * Each open request has a reply subscription of its own, so every message and every status (408
+ * expired, 409 limits, 404 nothing for a no-wait request, 100 heartbeat) is attributed to the request it
+ * answers, and `outstanding` is the exact number of messages the server may still push at us — which is
+ * what lets the owner keep `held + outstanding <= prefetch`. A request the server finished hands its
+ * subscription to the next request (a subscribe and an unsubscribe per pull cost more CPU than the pull
+ * itself). Unsubscribing a reply subject cancels its request: the server drops pull requests whose reply
+ * subject lost its interest. A request that goes silent (server restart, lost connection) is dropped
+ * after two missed heartbeats or its expiry, and its subscription with it.
  */
 export class Puller {
   private readonly inbox = createInbox();
   private readonly api: string;
   private readonly requests = new Map<number, PullRequest>();
+  /** Reply subscriptions whose last request the server finished, for the next requests. */
+  private readonly spare: Line[] = [];
   private readonly timer: NodeJS.Timeout;
   private seq = 0;
   /** When the sweep last ran (epoch ms): a message's sign of life. */
@@ -87,8 +105,10 @@ export class Puller {
     const now = Date.now();
     const expiresMs = noWait ? Math.min(this.o.expiresMs, 5_000) : this.o.expiresMs;
     if (this.o.nc.isClosed() || this.o.nc.isDraining()) return undefined;
-    const subject = `${this.inbox}.${id}`;
-    const req: PullRequest = { id, sub: undefined, ended: false, remaining: batch, expiresAt: now + expiresMs, lastSeen: now };
+    const line = this.spare.pop() ?? { subject: `${this.inbox}.${id}`, sub: undefined, req: undefined, lastId: id };
+    const req: PullRequest = { id, line, ended: false, remaining: batch, expiresAt: now + expiresMs, lastSeen: now };
+    line.req = req;
+    line.lastId = id;
     this.requests.set(id, req);
     this.outstanding += batch;
     // A no-wait request must not carry `expires`: with one, the server waits for it when the consumer is empty.
@@ -100,11 +120,11 @@ export class Puller {
     this.o.defer(() => {
       if (req.ended) return;
       try {
-        req.sub = this.o.nc.subscribe(subject, { callback: (_err, msg) => this.onMsg(req, msg) });
-        this.o.nc.publish(this.api, json, { reply: subject });
+        line.sub ??= this.o.nc.subscribe(line.subject, { callback: (_err, msg) => this.onMsg(line, msg) });
+        this.o.nc.publish(this.api, json, { reply: line.subject });
       } catch {
         // closed or draining connection: the request is over, the owner may ask again
-        if (this.end(req)) this.o.onEnded(req.id);
+        if (this.end(req, 'cancel')) this.o.onEnded(req.id);
       }
     });
     return id;
@@ -112,7 +132,7 @@ export class Puller {
 
   /** Forget every open request (after a reconnect the server may have lost them). */
   reset(): void {
-    for (const r of [...this.requests.values()]) this.end(r);
+    for (const r of [...this.requests.values()]) this.end(r, 'cancel');
   }
 
   /**
@@ -124,38 +144,56 @@ export class Puller {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    const open = [...this.requests.values()];
-    for (const r of open) this.end(r, true);
-    await Promise.all(open.map((r) => r.sub?.drain().catch(() => undefined) ?? Promise.resolve()));
+    const lines = [...this.spare];
+    this.spare.length = 0;
+    for (const r of [...this.requests.values()]) {
+      this.end(r, 'close');
+      lines.push(r.line);
+    }
+    await Promise.all(lines.map((l) => l.sub?.drain().catch(() => undefined) ?? Promise.resolve()));
   }
 
-  private end(r: PullRequest, drain = false): boolean {
+  /**
+   * End a request: `done` when the server finished it (its line is free for the next request),
+   * `cancel` when the server may still hold it (its subscription goes, which cancels it), `close` when
+   * the caller drains the subscription itself.
+   */
+  private end(r: PullRequest, how: 'done' | 'cancel' | 'close'): boolean {
     if (!this.requests.delete(r.id)) return false;
     this.outstanding -= r.remaining;
     r.remaining = 0;
     r.ended = true;
-    const sub = r.sub;
-    if (!drain && sub !== undefined) {
-      this.o.defer(() => {
-        try {
-          sub.unsubscribe();
-        } catch {
-          // connection already closed
-        }
-      });
+    const line = r.line;
+    if (line.req === r) line.req = undefined;
+    if (how === 'done' && !this.closed) {
+      this.spare.push(line);
+    } else if (how === 'cancel') {
+      const sub = line.sub;
+      // A line no request subscribed yet is simply dropped; a request the write never sent is nothing to cancel.
+      if (sub !== undefined) {
+        this.o.defer(() => {
+          try {
+            sub.unsubscribe();
+          } catch {
+            // connection already closed
+          }
+        });
+      }
     }
     return true;
   }
 
-  private onMsg(r: PullRequest, msg: Msg): void {
+  private onMsg(line: Line, msg: Msg): void {
+    const r = line.req;
     // A message has a `$JS.ACK` reply; only the rest can be statuses (its headers are decoded only then).
     const code = isAckSubject(replyBytes(msg)) ? 0 : (msg.headers?.code ?? 0);
     if (code > 0) {
+      if (r === undefined) return; // a status of a request that already ended
       if (code === 100) {
         r.lastSeen = Date.now();
         return;
       }
-      if (this.end(r)) {
+      if (this.end(r, 'done')) {
         // 409 "…MaxBytes": the pull's byte budget is spent — a normal end, not a failure.
         const bytesSpent = code === 409 && /maxbytes/i.test(msg.headers?.description ?? '');
         if (code === 404 || code === 408 || bytesSpent) this.o.onEnded(r.id);
@@ -163,15 +201,17 @@ export class Puller {
       }
       return;
     }
-    const open = this.requests.has(r.id);
-    if (open) {
-      // The sweep's clock, not Date.now() per message: at most one sweep old, well inside the silence limit.
-      r.lastSeen = this.lastSweep;
-      r.remaining--;
-      this.outstanding--;
+    if (r === undefined) {
+      // Sent before the server saw its request's cancellation: the owner gives it back.
+      this.o.onMessage(msg, line.lastId);
+      return;
     }
+    // The sweep's clock, not Date.now() per message: at most one sweep old, well inside the silence limit.
+    r.lastSeen = this.lastSweep;
+    r.remaining--;
+    this.outstanding--;
     this.o.onMessage(msg, r.id);
-    if (open && r.remaining <= 0 && this.end(r)) this.o.onEnded(r.id);
+    if (r.remaining <= 0 && this.end(r, 'done')) this.o.onEnded(r.id);
   }
 
   private sweep(): void {
@@ -180,7 +220,7 @@ export class Puller {
     let ended = false;
     for (const r of [...this.requests.values()]) {
       const silent = now - r.lastSeen > this.o.heartbeatMs * 2 + 1_000;
-      if (silent || now > r.expiresAt + this.o.heartbeatMs) ended = this.end(r) || ended;
+      if (silent || now > r.expiresAt + this.o.heartbeatMs) ended = this.end(r, 'cancel') || ended;
     }
     if (ended) this.o.onEnded(undefined);
   }
