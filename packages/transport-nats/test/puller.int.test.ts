@@ -93,4 +93,43 @@ describe('puller', () => {
       await puller.close();
     }
   });
+
+  it('reuses the subscription of a long poll the server expired (408), and is served on it afterwards', async () => {
+    const counted = counting(nc);
+    const got: string[] = [];
+    const ends: (number | undefined)[] = [];
+    let ended: (() => void) | undefined;
+    const puller = new Puller({
+      nc: counted.nc,
+      stream,
+      consumer: 'c',
+      expiresMs: 1_000,
+      heartbeatMs: 500,
+      defer: (write) => write(),
+      onMessage: (msg: Msg) => {
+        got.push(msg.string());
+        msg.respond('+ACK');
+      },
+      onEnded: (id, failure) => {
+        ends.push(failure?.code);
+        ended?.();
+      },
+    });
+    try {
+      const expired = new Promise<void>((resolve) => (ended = resolve));
+      puller.request(5); // the consumer is empty: the server answers 408 after a second
+      await expired;
+      expect(ends).toEqual([undefined]); // an expiry is a normal end, not a failure
+      expect(puller.outstanding).toBe(0);
+      const served = new Promise<void>((resolve) => (ended = resolve));
+      puller.request(1);
+      await jetstream(nc).publish(`${prefix}.q`, '11');
+      await served;
+      expect(got).toEqual(['11']);
+      expect(counted.subscribes()).toBe(1);
+      expect(counted.unsubscribes()).toBe(0);
+    } finally {
+      await puller.close();
+    }
+  });
 });
