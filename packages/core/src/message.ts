@@ -105,13 +105,14 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   return { id: newMessageId(), body, headers };
 }
 
-/**
- * Decode a delivery. Throws ERR_CONTENT_TYPE for a type outside `accept` and ERR_SERIALIZATION for a
- * body or header set that is not a task message.
- */
 /** The content type of the JSON serializer, and of a message without one. */
 const JSON_TYPE = 'application/json';
 
+/**
+ * Decode a delivery (its `parsedBody` when the transport parsed a JSON body already). Throws
+ * ERR_CONTENT_TYPE for a type outside `accept` and ERR_SERIALIZATION for a body or header set that is
+ * not a task message.
+ */
 export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>): TaskMessage {
   const h = delivery.headers;
   const contentType = str(h['content-type']) ?? JSON_TYPE;

@@ -2,9 +2,9 @@ import { CeleriacError, ErrorCode, type Headers } from '@celeriac/core';
 
 /**
  * The bytes stored in a stream: a magic byte, a 4-byte big-endian length, then JSON. A JSON body
- * (`application/json`, no content-encoding) travels inside the envelope's array as its last element
- * (`0xD0`), so one `JSON.parse` reads both; any other body follows the envelope as its own bytes
- * (`0xCF`; `0xCE` in older frames).
+ * (`application/json`, no content-encoding) and its envelope are one JSON array, the body its first
+ * element (`0xD0`), so one `JSON.parse` reads both; any other body follows the envelope as its own
+ * bytes (`0xCF`; `0xCE` in older frames).
  * NATS headers carry only strings, so celeriac's typed headers (numbers, booleans, null, arrays)
  * travel in the envelope, together with the message id, which a move from the delay stream must
  * keep while its `Nats-Msg-Id` changes.
