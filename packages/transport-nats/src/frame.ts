@@ -226,15 +226,20 @@ function decodeDocument(bytes: Uint8Array, size: number): Frame {
   try {
     a = JSON.parse(strictDecoder.decode(bytes.subarray(5)));
   } catch {
-    let head: unknown;
-    try {
-      head = JSON.parse(`[0${strictDecoder.decode(bytes.subarray(end))}`);
-    } catch (err) {
-      throw new CeleriacError(ErrorCode.SERIALIZATION, 'unreadable celeriac message envelope', { cause: err });
-    }
-    return new Frame(fromDocument(head), bytes, 6, end, undefined);
+    return new Frame(documentHead(bytes, end), bytes, 6, end, undefined);
   }
   return new Frame(fromDocument(a), bytes, 6, end, (a as unknown[])[0]);
+}
+
+/** The envelope of a document whose whole did not parse: the slots after the body, the body read as 0. */
+function documentHead(bytes: Uint8Array, end: number): Envelope {
+  let head: unknown;
+  try {
+    head = JSON.parse(`[0${strictDecoder.decode(bytes.subarray(end))}`);
+  } catch (err) {
+    throw new CeleriacError(ErrorCode.SERIALIZATION, 'unreadable celeriac message envelope', { cause: err });
+  }
+  return fromDocument(head);
 }
 
 /** The envelope of a document `[BODY, task, id, sent_at, origin, i?, n?, rest?, dead?]`. */

@@ -125,7 +125,7 @@ const dots: number[] = [];
 const ACK_PREFIX = [0x24, 0x4a, 0x53, 0x2e, 0x41, 0x43, 0x4b, 0x2e];
 
 /** Whether a reply subject, as the bytes the client read, is a JetStream ack subject (`$JS.ACK.…`). */
-export function isAckSubject(reply: Uint8Array | undefined): boolean {
+export function isAckSubject(reply: Uint8Array | undefined): reply is Uint8Array {
   if (reply === undefined || reply.length < ACK_PREFIX.length) return false;
   for (let i = 0; i < ACK_PREFIX.length; i++) if (reply[i] !== ACK_PREFIX[i]) return false;
   return true;
@@ -136,7 +136,7 @@ export function isAckSubject(reply: Uint8Array | undefined): boolean {
  * bytes without making a string: read once per delivery. Undefined when it is not an ack subject.
  */
 export function ackDelivered(reply: Uint8Array | undefined): number | undefined {
-  if (reply === undefined || !isAckSubject(reply)) return undefined;
+  if (!isAckSubject(reply)) return undefined;
   let count = 0;
   // `length`, not `byteLength`: the getter is a call each time round (~10 ns here), the loop ten times slower.
   const size = reply.length;

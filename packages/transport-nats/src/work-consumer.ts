@@ -55,7 +55,6 @@ export class NatsDelivery implements Delivery {
   private readonly frame: Frame;
   readonly headers: Readonly<Headers>;
   readonly deliveries: number;
-  readonly env: Envelope;
   /** The reply subject the ack verbs go to, as the client read it. */
   private readonly replyTo: Uint8Array | undefined;
   /** Links of the broker's list of unsettled deliveries. */
@@ -71,7 +70,6 @@ export class NatsDelivery implements Delivery {
   ) {
     const frame = decodeFrame(msg.data);
     this.frame = frame;
-    this.env = frame.env;
     this.headers = frame.env.h;
     this.replyTo = replyBytes(msg);
     this.deliveries = (frame.env.n ?? 0) + (ackDelivered(this.replyTo) ?? 1);
@@ -89,6 +87,11 @@ export class NatsDelivery implements Delivery {
 
   get parsedBody(): unknown {
     return this.frame.parsed;
+  }
+
+  /** The frame's envelope (the id, the delivery count before this copy, every celeriac header). */
+  get env(): Envelope {
+    return this.frame.env;
   }
 
   /** The id it was published with: in the envelope, or (read once, when asked) its `Nats-Msg-Id`. */

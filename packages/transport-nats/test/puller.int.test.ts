@@ -29,6 +29,38 @@ function counting(nc: NatsConnection): { nc: NatsConnection; subscribes: () => n
   return { nc: wrapped, subscribes: () => subscribes, unsubscribes: () => unsubscribes };
 }
 
+/**
+ * A puller on `nc` whose handler records each message's text and acks it; `pull` asks for `batch` and
+ * resolves when that request ends, `ends` holds each end's failure code (undefined: a normal end).
+ */
+function ackingPuller(nc: NatsConnection, stream: string, expiresMs: number, heartbeatMs: number) {
+  const got: string[] = [];
+  const ends: (number | undefined)[] = [];
+  let ended: (() => void) | undefined;
+  const puller = new Puller({
+    nc,
+    stream,
+    consumer: 'c',
+    expiresMs,
+    heartbeatMs,
+    defer: (write) => write(),
+    onMessage: (msg: Msg) => {
+      got.push(msg.string());
+      msg.respond('+ACK');
+    },
+    onEnded: (_id, failure) => {
+      ends.push(failure?.code);
+      ended?.();
+    },
+  });
+  const pull = (batch: number, noWait = false): Promise<void> => {
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    puller.request(batch, noWait);
+    return done;
+  };
+  return { puller, got, ends, pull };
+}
+
 describe('puller', () => {
   const prefix = uniquePrefix('puller');
   const stream = `${prefix}_s`;
@@ -49,31 +81,13 @@ describe('puller', () => {
 
   it('hands the subscription of a request the server finished to the next request, and drops a cancelled one', async () => {
     const counted = counting(nc);
-    const got: string[] = [];
-    let ended: (() => void) | undefined;
-    const puller = new Puller({
-      nc: counted.nc,
-      stream,
-      consumer: 'c',
-      expiresMs: 30_000,
-      heartbeatMs: 5_000,
-      defer: (write) => write(),
-      onMessage: (msg: Msg) => {
-        got.push(msg.string());
-        msg.respond('+ACK');
-      },
-      onEnded: () => ended?.(),
-    });
-    const pull = async (batch: number, noWait = false): Promise<void> => {
-      const done = new Promise<void>((resolve) => (ended = resolve));
-      puller.request(batch, noWait);
-      await done;
-    };
+    const { puller, got, ends, pull } = ackingPuller(counted.nc, stream, 30_000, 5_000);
     try {
       await pull(3); // every message delivered: the server is done with it
       await pull(3);
       await pull(10, true); // four left, then "no messages" (404) ends it
       expect(got).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+      expect(ends).toEqual([undefined, undefined, undefined]);
       expect(puller.outstanding).toBe(0);
       expect(counted.subscribes()).toBe(1);
       expect(counted.unsubscribes()).toBe(0);
@@ -96,33 +110,12 @@ describe('puller', () => {
 
   it('reuses the subscription of a long poll the server expired (408), and is served on it afterwards', async () => {
     const counted = counting(nc);
-    const got: string[] = [];
-    const ends: (number | undefined)[] = [];
-    let ended: (() => void) | undefined;
-    const puller = new Puller({
-      nc: counted.nc,
-      stream,
-      consumer: 'c',
-      expiresMs: 1_000,
-      heartbeatMs: 500,
-      defer: (write) => write(),
-      onMessage: (msg: Msg) => {
-        got.push(msg.string());
-        msg.respond('+ACK');
-      },
-      onEnded: (id, failure) => {
-        ends.push(failure?.code);
-        ended?.();
-      },
-    });
+    const { puller, got, ends, pull } = ackingPuller(counted.nc, stream, 1_000, 500);
     try {
-      const expired = new Promise<void>((resolve) => (ended = resolve));
-      puller.request(5); // the consumer is empty: the server answers 408 after a second
-      await expired;
+      await pull(5); // the consumer is empty: the server answers 408 after a second
       expect(ends).toEqual([undefined]); // an expiry is a normal end, not a failure
       expect(puller.outstanding).toBe(0);
-      const served = new Promise<void>((resolve) => (ended = resolve));
-      puller.request(1);
+      const served = pull(1);
       await jetstream(nc).publish(`${prefix}.q`, '11');
       await served;
       expect(got).toEqual(['11']);
