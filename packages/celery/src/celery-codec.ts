@@ -1,5 +1,7 @@
 import {
   CeleriacError,
+  checkDecodedSize,
+  DEFAULT_MAX_DECODED_BYTES,
   ErrorCode,
   newId,
   serializerFor,
@@ -17,7 +19,7 @@ import { hostname } from 'node:os';
 import { pyJson } from './python-json.js';
 import { argsRepr, kwargsRepr } from './python-repr.js';
 import { fromCelerySignature, toCelerySignature, type CelerySignature } from './signatures.js';
-import { contentEncodingFor, decompressBody, isoUtc, parseIsoMs, PROP, PROPERTY_KEYS, ZLIB, zlibCompress } from './wire.js';
+import { checkCharset, contentEncodingFor, decompressBody, isoUtc, parseIsoMs, PROP, PROPERTY_KEYS, ZLIB, zlibCompress } from './wire.js';
 
 /**
  * Headers of protocol v2 the codec writes itself, in the order `celery/app/amqp.py::as_task_v2`
@@ -80,7 +82,7 @@ function encodeBody(value: unknown, serializer: Serializer): Uint8Array {
  * (`correlation_id`, `reply_to`, `delivery_mode`, `priority`, `expiration`, content type and
  * encoding) under the names in {@link PROP}.
  */
-export function encodeCeleryTask(msg: TaskMessage, serializer: Serializer, compress = false): OutgoingMessage {
+export function encodeCeleryTask(msg: TaskMessage, serializer: Serializer, compress = false, maxDecodedBytes = DEFAULT_MAX_DECODED_BYTES): OutgoingMessage {
   const extra = msg.extra;
   const headers: Headers = {};
   const v2: Record<(typeof V2_HEADERS)[number], HeaderValue> = {
@@ -107,6 +109,7 @@ export function encodeCeleryTask(msg: TaskMessage, serializer: Serializer, compr
   }
   if (msg.traceparent !== null) headers['traceparent'] = msg.traceparent;
   let body = encodeBody([msg.args, msg.kwargs, toCeleryEmbed(msg.embed)], serializer);
+  checkDecodedSize(body.byteLength, maxDecodedBytes);
   if (compress) {
     body = zlibCompress(body);
     headers['compression'] = ZLIB;
@@ -128,14 +131,20 @@ function str(v: HeaderValue | undefined): string | null {
 
 /**
  * Decode a Celery protocol v2 message. Throws ERR_CONTENT_TYPE for a content type outside `accept`
- * (pickle is never read) and ERR_SERIALIZATION for anything that is not a v2 task message.
+ * (pickle is never read), an unknown compression or charset, ERR_PAYLOAD_TOO_LARGE for a body that
+ * decodes to more than `maxDecodedBytes`, and ERR_SERIALIZATION for anything that is not a v2 task message.
  */
-export function decodeCeleryTask(delivery: Pick<Delivery, 'body' | 'headers'>, accept: ReadonlySet<string>): TaskMessage {
+export function decodeCeleryTask(
+  delivery: Pick<Delivery, 'body' | 'headers'>,
+  accept: ReadonlySet<string>,
+  maxDecodedBytes = DEFAULT_MAX_DECODED_BYTES,
+): TaskMessage {
   const h = delivery.headers;
   const contentType = str(h[PROP.contentType]) ?? 'application/json';
   if (!accept.has(contentType)) {
     throw new CeleriacError(ErrorCode.CONTENT_TYPE, `content type "${contentType}" is not in the accept list`);
   }
+  checkCharset(h[PROP.contentEncoding]);
   const task = str(h['task']);
   const id = str(h['id']) ?? str(h[PROP.correlationId]);
   if (task === null || id === null) {
@@ -146,11 +155,15 @@ export function decodeCeleryTask(delivery: Pick<Delivery, 'body' | 'headers'>, a
   }
   let decoded: unknown;
   try {
-    const compression = str(h['compression']);
-    const raw = compression === null ? delivery.body : decompressBody(delivery.body, compression);
+    const compression = h['compression'];
+    if (compression !== undefined && compression !== null && typeof compression !== 'string') {
+      throw new CeleriacError(ErrorCode.CONTENT_TYPE, `compression ${JSON.stringify(compression)} is not supported`);
+    }
+    const raw = compression === undefined || compression === null ? delivery.body : decompressBody(delivery.body, compression, maxDecodedBytes);
+    checkDecodedSize(raw.byteLength, maxDecodedBytes);
     decoded = serializerFor(contentType).decode(raw);
   } catch (err) {
-    if (err instanceof CeleriacError && err.code === ErrorCode.CONTENT_TYPE) throw err;
+    if (err instanceof CeleriacError && (err.code === ErrorCode.CONTENT_TYPE || err.code === ErrorCode.PAYLOAD_TOO_LARGE)) throw err;
     throw new CeleriacError(ErrorCode.SERIALIZATION, `undecodable body: ${(err as Error).message}`, { cause: err });
   }
   if (!Array.isArray(decoded) || !Array.isArray(decoded[0])) {

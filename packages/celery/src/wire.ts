@@ -1,5 +1,5 @@
 import { deflateSync, gunzipSync, inflateSync } from 'node:zlib';
-import { CeleriacError, ErrorCode } from '@celeriac/core';
+import { CeleriacError, DEFAULT_MAX_DECODED_BYTES, ErrorCode, inflateError } from '@celeriac/core';
 
 /**
  * Names shared by the codec and the brokers of this package.
@@ -37,13 +37,33 @@ export function zlibCompress(body: Uint8Array): Uint8Array {
   return deflateSync(body);
 }
 
-/** Undo kombu's compression (zlib; a real gzip stream is accepted too). */
-export function decompressBody(body: Uint8Array, compression: string): Uint8Array {
+/**
+ * Undo kombu's compression (zlib; a real gzip stream is accepted too), inflating at most `maxBytes`
+ * (ERR_PAYLOAD_TOO_LARGE past it).
+ */
+export function decompressBody(body: Uint8Array, compression: string, maxBytes = DEFAULT_MAX_DECODED_BYTES): Uint8Array {
   if (compression === ZLIB || compression === 'zlib' || compression === 'gzip' || compression === 'application/gzip') {
     // kombu's "gzip" is zlib; a celeriac peer might send real gzip (1f 8b).
-    return body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : inflateSync(body, { maxOutputLength: 256 * 1024 * 1024 });
+    const opts = { maxOutputLength: maxBytes };
+    try {
+      return body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body, opts) : inflateSync(body, opts);
+    } catch (err) {
+      throw inflateError(err, maxBytes);
+    }
   }
   throw new CeleriacError(ErrorCode.CONTENT_TYPE, `compression "${compression}" is not supported (only zlib, as Celery's 'gzip'/'zlib')`);
+}
+
+/**
+ * kombu's `content_encoding` is the body's charset ('utf-8' for text types, 'binary' otherwise);
+ * anything else is refused, never guessed at.
+ */
+const CHARSETS: ReadonlySet<string> = new Set(['utf-8', 'utf8', 'binary', 'ascii', 'us-ascii']);
+
+/** ERR_CONTENT_TYPE for a `content-encoding` that is not one of kombu's charsets. */
+export function checkCharset(value: unknown): void {
+  if (value === undefined || value === null || (typeof value === 'string' && CHARSETS.has(value.toLowerCase()))) return;
+  throw new CeleriacError(ErrorCode.CONTENT_TYPE, `content encoding ${JSON.stringify(value)} is not supported (utf-8 or binary)`);
 }
 
 /** Epoch ms → Python's `datetime.isoformat()` of an aware UTC time: `2026-11-24T20:41:22.048000+00:00`. */

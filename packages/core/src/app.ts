@@ -16,7 +16,7 @@ import { Beat, type BeatOptions } from './beat.js';
 import { resolveBroker, resolveResultBackend } from './resolve.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import type { RetryOptions } from './retry.js';
-import { serializerFor, type Serializer, type SerializerName } from './serializer.js';
+import { DEFAULT_MAX_DECODED_BYTES, serializerFor, type Serializer, type SerializerName } from './serializer.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 /** Per-task options; each also settable per call where it makes sense. */
@@ -88,6 +88,12 @@ export interface AppOptions {
   defaultQueue?: string;
   /** A delivery handed out more often than this without settling is dead-lettered. @default 10 */
   maxDeliveries?: number;
+  /**
+   * The most bytes a message body may decode (inflate) to. A worker stops inflating there and
+   * dead-letters the message with ERR_PAYLOAD_TOO_LARGE; a producer refuses to send a body over it.
+   * @default 67_108_864 (64 MiB)
+   */
+  maxDecodedBytes?: number;
   /** Defaults for every task's options. */
   taskDefaults?: TaskOptions;
   /**
@@ -168,6 +174,7 @@ export class App implements ResultSource {
   readonly defaultQueue: string;
   readonly resultExpiresMs: number;
   readonly maxDeliveries: number;
+  readonly maxDecodedBytes: number;
   readonly accept: ReadonlySet<string>;
   readonly serializer: Serializer;
   readonly hostname = hostname();
@@ -204,6 +211,10 @@ export class App implements ResultSource {
     }
     this.resultExpiresMs = opts.resultExpiresMs ?? 86_400_000;
     this.maxDeliveries = opts.maxDeliveries ?? 10;
+    this.maxDecodedBytes = opts.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES;
+    if (!Number.isInteger(this.maxDecodedBytes) || this.maxDecodedBytes < 1) {
+      throw new RangeError(`maxDecodedBytes must be an integer >= 1, got ${String(opts.maxDecodedBytes)}`);
+    }
     this.serializer = serializerFor(opts.serializer ?? 'json');
     this.accept = new Set((opts.accept ?? ['json', 'msgpack']).map((a) => serializerFor(a).contentType));
     this.route = compileRoutes(opts.routes);
@@ -427,7 +438,7 @@ export class App implements ResultSource {
   encode(msg: TaskMessage, taskOpts: TaskOptions): OutgoingMessage {
     const serializer = taskOpts.serializer === undefined ? this.serializer : serializerFor(taskOpts.serializer);
     const gzip = (taskOpts.compression ?? this.opts.compression ?? 'none') === 'gzip';
-    return this.codec.encode(msg, serializer, gzip);
+    return this.codec.encode(msg, serializer, gzip, this.maxDecodedBytes);
   }
 
   /**

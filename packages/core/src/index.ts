@@ -57,6 +57,8 @@ export type { ResultBackend, ResultBackendCapabilities, ResultMeta, WaitOptions 
 export { backoffDelayMs } from './retry.js';
 export type { RetryOptions } from './retry.js';
 export { jsonSerializer, msgpackSerializer, serializerFor } from './serializer.js';
+// For protocol codecs (see `Codec`): the decoded-size bound every codec applies.
+export { checkDecodedSize, DEFAULT_MAX_DECODED_BYTES, inflateError } from './serializer.js';
 export type { Serializer, SerializerName } from './serializer.js';
 export { Worker } from './worker.js';
 export type { WorkerOptions, CloseOptions, CloseReport } from './worker.js';

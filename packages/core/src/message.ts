@@ -1,6 +1,6 @@
 import type { Delivery, Headers, HeaderValue, OutgoingMessage } from './broker.js';
 import { CeleriacError, ErrorCode } from './errors.js';
-import { compress, decompress, GZIP, serializerFor, type Serializer } from './serializer.js';
+import { checkDecodedSize, compress, decompress, DEFAULT_MAX_DECODED_BYTES, GZIP, serializerFor, type Serializer } from './serializer.js';
 import { newMessageId } from './ids.js';
 
 /** A link to another task, carried in the message (callbacks, errbacks, chain, chord). */
@@ -69,8 +69,12 @@ function str(value: HeaderValue | undefined): string | null {
   return typeof value === 'string' ? value : null;
 }
 
-/** Build the broker message for a task. A fresh message id per call (dedup never eats retries). */
-export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = false): OutgoingMessage {
+/**
+ * Build the broker message for a task. A fresh message id per call (dedup never eats retries).
+ * Refuses a body whose serialized (decoded) size is over `maxDecodedBytes` with ERR_PAYLOAD_TOO_LARGE:
+ * no worker would decode it.
+ */
+export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = false, maxDecodedBytes = DEFAULT_MAX_DECODED_BYTES): OutgoingMessage {
   const headers: Headers = {};
   for (const k in msg.extra) if (!RESERVED.has(k)) headers[k] = msg.extra[k]!;
   // Only what is set: fewer headers are cheaper on every transport. Absent means null when decoded;
@@ -98,6 +102,7 @@ export function encodeTask(msg: TaskMessage, serializer: Serializer, gzip = fals
   const parts: unknown[] = [msg.args, msg.kwargs, msg.embed];
   while (parts.length > 1 && isEmpty(parts[parts.length - 1] as object)) parts.pop();
   let body = serializer.encode(parts);
+  checkDecodedSize(body.byteLength, maxDecodedBytes);
   if (gzip) {
     body = compress(body);
     headers['content-encoding'] = GZIP;
@@ -110,27 +115,37 @@ const JSON_TYPE = 'application/json';
 
 /**
  * Decode a delivery (its `parsedBody` when the transport parsed a JSON body already). Throws
- * ERR_CONTENT_TYPE for a type outside `accept` and ERR_SERIALIZATION for a body or header set that is
- * not a task message.
+ * ERR_CONTENT_TYPE for a type outside `accept` or a content encoding other than gzip,
+ * ERR_PAYLOAD_TOO_LARGE for a body that decodes to more than `maxDecodedBytes` (inflating stops
+ * there), and ERR_SERIALIZATION for a body or header set that is not a task message.
  */
-export function decodeTask(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>): TaskMessage {
+export function decodeTask(
+  delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>,
+  accept: ReadonlySet<string>,
+  maxDecodedBytes = DEFAULT_MAX_DECODED_BYTES,
+): TaskMessage {
   const h = delivery.headers;
   const contentType = str(h['content-type']) ?? JSON_TYPE;
   if (!accept.has(contentType)) {
     throw new CeleriacError(ErrorCode.CONTENT_TYPE, `content type "${contentType}" is not in the accept list`);
+  }
+  const encoding = h['content-encoding'];
+  if (encoding !== undefined && encoding !== GZIP) {
+    throw new CeleriacError(ErrorCode.CONTENT_TYPE, `content encoding ${JSON.stringify(encoding)} is not supported (only gzip)`);
   }
   const task = str(h['task']);
   const id = str(h['id']);
   if (task === null || id === null) {
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'message has no "task" or "id" header');
   }
-  let decoded = contentType === JSON_TYPE && h['content-encoding'] === undefined ? delivery.parsedBody : undefined;
+  let decoded = contentType === JSON_TYPE && encoding === undefined ? delivery.parsedBody : undefined;
   if (decoded === undefined) {
     try {
-      const serializer = serializerFor(contentType);
-      const raw = h['content-encoding'] === GZIP ? decompress(delivery.body) : delivery.body;
-      decoded = serializer.decode(raw);
+      const raw = encoding === GZIP ? decompress(delivery.body, maxDecodedBytes) : delivery.body;
+      checkDecodedSize(raw.byteLength, maxDecodedBytes);
+      decoded = serializerFor(contentType).decode(raw);
     } catch (err) {
+      if (err instanceof CeleriacError) throw err; // ERR_PAYLOAD_TOO_LARGE
       throw new CeleriacError(ErrorCode.SERIALIZATION, `undecodable body: ${(err as Error).message}`, { cause: err });
     }
   }

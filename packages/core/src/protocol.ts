@@ -6,9 +6,14 @@ import type { Serializer } from './serializer.js';
 
 /** Turns a task message into broker bytes and headers, and back. */
 export interface Codec {
-  encode(msg: TaskMessage, serializer: Serializer, gzip: boolean): OutgoingMessage;
-  /** Throws ERR_CONTENT_TYPE or ERR_SERIALIZATION for what it cannot read. */
-  decode(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>): TaskMessage;
+  /** Throws ERR_PAYLOAD_TOO_LARGE when the serialized body is over `maxDecodedBytes`. */
+  encode(msg: TaskMessage, serializer: Serializer, gzip: boolean, maxDecodedBytes?: number): OutgoingMessage;
+  /**
+   * Throws ERR_CONTENT_TYPE (a content type outside `accept`, an unknown encoding),
+   * ERR_PAYLOAD_TOO_LARGE (a body that decodes to more than `maxDecodedBytes`; inflating stops there)
+   * or ERR_SERIALIZATION for what it cannot read.
+   */
+  decode(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>, maxDecodedBytes?: number): TaskMessage;
 }
 
 /** celeriac's own wire format: Celery protocol v2 fields, only those that are set. */

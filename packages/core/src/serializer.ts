@@ -56,9 +56,36 @@ export function serializerFor(nameOrType: string): Serializer {
 
 export const GZIP = 'gzip';
 
+/** What a body may decode (inflate) to unless the app says otherwise: 64 MiB. */
+export const DEFAULT_MAX_DECODED_BYTES = 64 * 1024 * 1024;
+
 export function compress(bytes: Uint8Array): Uint8Array {
   return gzipSync(bytes);
 }
-export function decompress(bytes: Uint8Array): Uint8Array {
-  return gunzipSync(bytes, { maxOutputLength: 256 * 1024 * 1024 });
+
+/**
+ * Inflate a gzip body, stopping at `maxBytes` (a small body that inflates to gigabytes is refused
+ * with ERR_PAYLOAD_TOO_LARGE once it reaches the bound, never inflated to the end).
+ */
+export function decompress(bytes: Uint8Array, maxBytes = DEFAULT_MAX_DECODED_BYTES): Uint8Array {
+  try {
+    return gunzipSync(bytes, { maxOutputLength: maxBytes });
+  } catch (err) {
+    throw inflateError(err, maxBytes);
+  }
+}
+
+/** zlib's "over maxOutputLength" as ERR_PAYLOAD_TOO_LARGE; any other inflate failure passes through. */
+export function inflateError(err: unknown, maxBytes: number): unknown {
+  if (err instanceof RangeError && 'code' in err && err.code === 'ERR_BUFFER_TOO_LARGE') {
+    return new CeleriacError(ErrorCode.PAYLOAD_TOO_LARGE, `body inflates to more than maxDecodedBytes (${maxBytes} bytes)`, { cause: err });
+  }
+  return err;
+}
+
+/** ERR_PAYLOAD_TOO_LARGE when a decoded body is over `maxBytes`. */
+export function checkDecodedSize(size: number, maxBytes: number): void {
+  if (size > maxBytes) {
+    throw new CeleriacError(ErrorCode.PAYLOAD_TOO_LARGE, `body of ${size} bytes decoded is over maxDecodedBytes (${maxBytes} bytes)`);
+  }
 }

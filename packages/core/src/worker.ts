@@ -443,7 +443,7 @@ export class Worker {
     const d = r.delivery;
     let msg: TaskMessage;
     try {
-      msg = this.app.codec.decode(d, this.app.accept);
+      msg = this.app.codec.decode(d, this.app.accept, this.app.maxDecodedBytes);
     } catch (err) {
       const id = typeof d.headers['id'] === 'string' ? d.headers['id'] : null;
       return this.deadLetter(d, r.queue, null, err, id === null ? null : { id, task: stringOrNull(d.headers['task']) });

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   backoffDelayMs,
@@ -54,6 +55,40 @@ describe('message model', () => {
     expect(() => decodeTask(bad, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_SERIALIZATION' }));
     const pickle = { body: new Uint8Array([0x80, 0x04]), headers: { id: 'a', task: 'b', 'content-type': 'application/x-python-serialize' } };
     expect(() => decodeTask(pickle, new Set(['application/json']))).toThrow(expect.objectContaining({ code: 'ERR_CONTENT_TYPE' }));
+  });
+
+  it('refuses an unknown content-encoding with ERR_CONTENT_TYPE, naming it, instead of reading the bytes as they are', () => {
+    const out = encodeTask(base, jsonSerializer);
+    const zstd = { body: out.body, headers: { ...out.headers, 'content-encoding': 'zstd' } };
+    expect(() => decodeTask(zstd, new Set(['application/json']))).toThrow(
+      expect.objectContaining({ code: 'ERR_CONTENT_TYPE', message: expect.stringContaining('"zstd"') as unknown }),
+    );
+  });
+
+  it('stops inflating at maxDecodedBytes (ERR_PAYLOAD_TOO_LARGE) and keeps reading gzip bodies under it', () => {
+    const accept = new Set(['application/json']);
+    // 8 MiB of one repeated byte gzips to a few KiB: a bomb for a 1 MiB bound.
+    const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x20));
+    expect(bomb.byteLength).toBeLessThan(64 * 1024);
+    const headers = { id: 'a', task: 'b', 'content-type': 'application/json', 'content-encoding': 'gzip' };
+    expect(() => decodeTask({ body: bomb, headers }, accept, 1024 * 1024)).toThrow(expect.objectContaining({ code: 'ERR_PAYLOAD_TOO_LARGE' }));
+    const ok = encodeTask(base, jsonSerializer, true);
+    expect(decodeTask(ok, accept, 1024 * 1024)).toEqual(base);
+    // A plain body over the bound is refused the same way.
+    const plain = encodeTask({ ...base, args: ['x'.repeat(2000)] }, jsonSerializer);
+    expect(() => decodeTask(plain, accept, 1000)).toThrow(expect.objectContaining({ code: 'ERR_PAYLOAD_TOO_LARGE' }));
+  });
+
+  it('refuses to encode a body whose decoded size is over maxDecodedBytes, compressed or not', async () => {
+    expect(() => encodeTask({ ...base, args: ['x'.repeat(2000)] }, jsonSerializer, true, 1000)).toThrow(
+      expect.objectContaining({ code: 'ERR_PAYLOAD_TOO_LARGE' }),
+    );
+    const app = createApp({ broker: 'memory://', maxDecodedBytes: 1000 });
+    const echo = app.task('echo', (s: string) => s, { compression: 'gzip' });
+    await expect(echo.delay('x'.repeat(2000))).rejects.toMatchObject({ code: 'ERR_PAYLOAD_TOO_LARGE' });
+    await expect(echo.delay('short')).resolves.toBeDefined();
+    await app.close();
+    expect(() => createApp({ broker: 'memory://', maxDecodedBytes: 0 })).toThrow(RangeError);
   });
 });
 

@@ -250,7 +250,7 @@ function deadLetterView(app: App, d: DeadLetter): DeadLetterView {
   let args: string | null = null;
   let retries: number | null;
   try {
-    const msg = app.codec.decode(d, app.accept);
+    const msg = app.codec.decode(d, app.accept, app.maxDecodedBytes);
     args = clip(JSON.stringify(msg.args) ?? 'null', 500);
     retries = msg.retries; // an absent header means 0
   } catch {
