@@ -3,6 +3,8 @@ import { afterAll, describe, it } from 'vitest';
 import { requireServer, serverUrl } from '../../../test/src/servers.js';
 import { CeleryRedisResultBackend } from '../src/celery-result-backend.js';
 import { KombuRedisBroker } from '../src/kombu-redis-broker.js';
+import { celeryProtocol } from '../src/protocol.js';
+import { ZLIB } from '../src/wire.js';
 import { deleteKeys, uniquePrefix } from './redis-helpers.js';
 
 const ok = await requireServer('redis');
@@ -21,6 +23,9 @@ describe.skipIf(!ok)('kombu Redis broker', () => {
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     visibilityTimeoutMs: vt,
     slackMs: 300,
+    // The app-level tests (hostile messages) run in Celery mode: a Python producer can send pickle or YAML.
+    protocol: celeryProtocol,
+    compression: { header: 'compression', gzip: ZLIB },
   });
 
   resultBackendSuite({ describe, it }, 'celery-redis', {

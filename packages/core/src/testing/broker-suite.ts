@@ -1,8 +1,10 @@
 import { takeOrNext, type Broker, type Delivery, type Headers, type OutgoingMessage } from '../broker.js';
 import type { Clock } from '../clock.js';
+import type { Protocol } from '../protocol.js';
 import { assertEqual, fail, rejectsWith } from './assert.js';
 import { guardBroker, type GuardedBroker } from '../guard.js';
 import { newId } from '../ids.js';
+import { hostileMessageSuite } from './hostile-suite.js';
 
 /** The test-runner functions the suites need (vitest, node:test, mocha and jest all fit). */
 export interface SuiteApi {
@@ -27,6 +29,21 @@ export interface BrokerSuiteEnv {
   cleanup?(queues: string[]): Promise<void>;
   /** Per-test timeout handed to `it`. @default 30_000 */
   timeoutMs?: number;
+  /**
+   * The wire protocol of the app in the tests that run a worker (the hostile-message table); a
+   * broker that carries another protocol's framing (Celery's) passes it. @default celeriac's
+   */
+  protocol?: Protocol;
+  /** How that protocol labels a gzip body. @default `content-encoding: gzip` */
+  compression?: CompressionDialect;
+}
+
+/** How a protocol labels a compressed body. */
+export interface CompressionDialect {
+  /** The header that names the compression, e.g. 'content-encoding'. */
+  header: string;
+  /** Its value for gzip, e.g. 'gzip'. */
+  gzip: string;
 }
 
 const enc = new TextEncoder();
@@ -526,6 +543,8 @@ export function brokerSuite(api: SuiteApi, name: string, env: BrokerSuiteEnv): v
         assertEqual(got, ['hello'], 'received after unsubscribe');
       });
     });
+
+    hostileMessageSuite(api, name, env);
   });
 }
 
