@@ -32,7 +32,7 @@ while #out < want and i <= nlists do
       end
     end
     if type(tag) ~= 'string' or tag == '' then
-      redis.call('LPUSH', KEYS[3], cjson.encode({ reason = 'not a kombu message', deadAt = tonumber(ARGV[3]), message = v }))
+      redis.call('LPUSH', KEYS[3], cjson.encode({ reason = 'ERR_SERIALIZATION: not a kombu message', deadAt = tonumber(ARGV[3]), message = v }))
     else
       if type(ex) ~= 'string' then ex = '' end
       if type(rk) ~= 'string' then rk = '' end

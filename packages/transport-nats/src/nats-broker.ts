@@ -37,7 +37,7 @@ import { errorText, openConnection } from './connection.js';
 import { NatsDeadLetters } from './dead-letters.js';
 import { DelayMover, DUE_HEADER } from './delay-mover.js';
 import { encodeFrame, type Envelope } from './frame.js';
-import { ACK, jsPublish } from './jetstream-publish.js';
+import { ACK, jsPublish, MSG_ID_HEADER } from './jetstream-publish.js';
 import { Names } from './names.js';
 import { Outbox, replyBytes } from './outbox.js';
 import { Requester } from './requester.js';
@@ -441,7 +441,8 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   quarantine(queue: string, msg: Msg, reason: string): void {
-    const id = foreignId(msg);
+    // Its own Nats-Msg-Id when the foreign client set one, so an operator finds it under that id.
+    const id = msg.headers?.get(MSG_ID_HEADER) || foreignId(msg);
     const frame = encodeFrame({ i: id, h: {}, r: `ERR_SERIALIZATION: ${reason}`, t: Date.now() }, msg.data);
     jsPublish(this.requester, this.names.dead(queue), frame, id).then(
       () => reply(this, replyBytes(msg), ACK),

@@ -8,6 +8,8 @@
   KEYS[13]     msg hash (id -> payload)
   KEYS[14]     marker zset
   KEYS[15]     seq counter (also the source of lease tokens)
+  KEYS[16]     dead zset (score: dead-lettered at, ms; member: id)
+  KEYS[17]     dead-info hash (id -> "<priority>|<reason>")
 
   ARGV[1]      the most deliveries to claim (0: only promote and recover)
   ARGV[2]      lease length in ms (the visibility timeout)
@@ -21,15 +23,27 @@
     nextDueMs  ms until the earliest delayed message is due or lease expires, -1 if none
   A recovered delivery goes back to the head of its level; its delivery count grows by one when it
   is claimed again. The marker is set while ready messages remain, so another consumer wakes.
+  An entry this layout cannot parse (another client wrote it) is dead-lettered under the entry itself,
+  with an ERR_SERIALIZATION reason: it never stops the queue.
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+local function malformed(entry, where)
+  redis.call('ZADD', KEYS[16], now, entry)
+  redis.call('HSET', KEYS[17], entry, '0|ERR_SERIALIZATION: malformed ' .. where .. ' entry (not written by celeriac)')
+  redis.call('HSETNX', KEYS[13], entry, '')
+end
+
 local due = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
   for i = 1, #due do
-    local pri, dc, id = string.match(due[i], '^%x+|(%d)|(%d+)|(.*)$')
-    redis.call('RPUSH', KEYS[tonumber(pri) + 1], dc .. '|' .. id)
+    local pri, dc, id = string.match(due[i], '^%x+|(%d)|(%d+)|(.+)$')
+    if pri then
+      redis.call('RPUSH', KEYS[tonumber(pri) + 1], dc .. '|' .. id)
+    else
+      malformed(due[i], 'delayed')
+    end
   end
   redis.call('ZREMRANGEBYRANK', KEYS[11], 0, #due - 1)
 end
@@ -37,8 +51,12 @@ end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[12], '-inf', now, 'LIMIT', 0, 1000)
 if #expired > 0 then
   for i = #expired, 1, -1 do
-    local pri, dc, id = string.match(expired[i], '^%d+|(%d)|(%d+)|(.*)$')
-    redis.call('LPUSH', KEYS[tonumber(pri) + 1], dc .. '|' .. id)
+    local pri, dc, id = string.match(expired[i], '^%d+|(%d)|(%d+)|(.+)$')
+    if pri then
+      redis.call('LPUSH', KEYS[tonumber(pri) + 1], dc .. '|' .. id)
+    else
+      malformed(expired[i], 'active')
+    end
   end
   redis.call('ZREMRANGEBYRANK', KEYS[12], 0, #expired - 1)
 end
@@ -54,11 +72,15 @@ if want > 0 then
     if got then
       for i = 1, #got do
         local e = got[i]
-        local bar = string.find(e, '|', 1, true)
-        local k = #ids + 1
-        ids[k] = string.sub(e, bar + 1)
-        pris[k] = level - 1
-        dcs[k] = tonumber(string.sub(e, 1, bar - 1)) + 1
+        local dc, id = string.match(e, '^(%d+)|(.+)$')
+        if dc then
+          local k = #ids + 1
+          ids[k] = id
+          pris[k] = level - 1
+          dcs[k] = tonumber(dc) + 1
+        else
+          malformed(e, 'ready-list')
+        end
       end
       want = want - #got
       if want <= 0 then

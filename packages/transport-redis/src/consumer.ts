@@ -176,7 +176,7 @@ export class RedisConsumer implements AsyncIterator<Delivery>, SettleListener {
       } catch (err) {
         // An undecodable stored message: dead-letter it rather than hand it out or lose it.
         this.host.report(err);
-        this.queue.nack(member, 'x', `undecodable stored message: ${String(err)}`).catch((e: unknown) => this.host.report(e));
+        this.queue.nack(member, 'x', `ERR_SERIALIZATION: undecodable stored message: ${err instanceof Error ? err.message : String(err)}`).catch((e: unknown) => this.host.report(e));
         continue;
       }
       n++;

@@ -60,7 +60,7 @@ export class QueueHandle {
     const k = queueKeys(prefix, name);
     this.keys = k;
     this.publishKeys = [...k.ready, k.delayed, k.msg, k.marker, k.seq];
-    this.claimKeys = [...k.ready, k.delayed, k.active, k.msg, k.marker, k.seq];
+    this.claimKeys = [...k.ready, k.delayed, k.active, k.msg, k.marker, k.seq, k.dead, k.deadInfo];
     this.nackKeys = [...k.ready, k.delayed, k.active, k.marker, k.seq, k.dead, k.deadInfo];
 
     this.publisher = new Coalescer(async (items) => {

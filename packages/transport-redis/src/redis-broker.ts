@@ -17,6 +17,7 @@ import {
   type DeadLetters,
   type Delivery,
   type FactoryContext,
+  type Headers,
   type Logger,
   type OutgoingMessage,
   type PublishOptions,
@@ -289,7 +290,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
         const payload = flat[i + 3];
         if (!(payload instanceof Buffer)) continue; // purged meanwhile
         const info = flat[i + 2] instanceof Buffer ? (flat[i + 2] as Buffer).toString('utf8') : '0|';
-        const { headers, body } = decodeHeaderFrame(payload);
+        const { headers, body } = readStored(payload);
         out.push({
           id: (flat[i] as Buffer).toString('utf8'),
           queue,
@@ -419,6 +420,15 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     const clients = [this.subscriber, this.main].filter((c): c is RedisClient => c !== undefined);
     this.subscriber = undefined;
     await Promise.all(clients.map((c) => quit(c)));
+  }
+}
+
+/** A stored payload's headers and body; one another client wrote (not a header frame) as raw bytes. */
+function readStored(payload: Buffer): { headers: Headers; body: Uint8Array } {
+  try {
+    return decodeHeaderFrame(payload);
+  } catch {
+    return { headers: {}, body: payload };
   }
 }
 

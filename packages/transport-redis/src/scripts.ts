@@ -10,7 +10,7 @@ type ScriptFn<R> = (...args: Arg[]) => Promise<R>;
 /** The scripts under `lua/`, with their number of keys (null: variable, given first on each call). */
 const SCRIPTS = {
   publish: 14,
-  claim: 15,
+  claim: 17,
   ack: 2,
   'ack-result': null,
   extend: 1,
