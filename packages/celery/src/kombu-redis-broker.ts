@@ -1,6 +1,8 @@
 import {
   CeleriacError,
+  CLOSE_GRACE_MS,
   ErrorCode,
+  settleWithin,
   newId,
   silentLogger,
   type Broadcast,
@@ -716,6 +718,10 @@ export class KombuRedisBroker implements Broker, BrokerEventSource {
 
   private async doClose(): Promise<void> {
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    // Bounded: while Redis does not answer nothing can be given back, so nothing is waited for past
+    // the grace; dropping the connections then fails every call still waiting.
+    const by = Date.now() + CLOSE_GRACE_MS * 0.75;
+    const within = (p: Promise<unknown>) => settleWithin(p, this.main.status === 'ready' ? by - Date.now() : 0);
     const waits: Promise<unknown>[] = [];
     for (const c of this.consumers) {
       c.ac.abort(new CeleriacError(ErrorCode.CLOSED, 'broker closing'));
@@ -725,21 +731,18 @@ export class KombuRedisBroker implements Broker, BrokerEventSource {
         waits.push(...c.buffer.splice(0).map((d) => d.giveBack()));
       } else waits.push(c.done);
     }
-    await Promise.allSettled(waits);
-    await this.sweeping?.catch(() => undefined);
+    await within(Promise.allSettled(waits));
+    await within(this.sweeping ?? Promise.resolve());
     if (this.connecting !== undefined && this.main.status === 'ready') {
-      await Promise.allSettled([...this.unsettled].map((d) => d.giveBack(true)));
+      await within(Promise.allSettled([...this.unsettled].map((d) => d.giveBack(true))));
     }
     this.unsettled.clear();
     for (const c of [this.main, this.subscriber]) {
       if (c === undefined) continue;
-      try {
-        if (c.status === 'ready') await c.quit();
-      } catch {
-        // disconnect below
-      }
+      if (c.status === 'ready') await settleWithin(c.quit(), CLOSE_GRACE_MS / 4);
       c.disconnect();
     }
+    for (const c of this.consumers) c.blocking.disconnect();
   }
 }
 

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Broker, HeaderValue, OutgoingMessage } from './broker.js';
 import { AsyncResult, type ResultSource } from './async-result.js';
-import { systemClock, type Clock } from './clock.js';
+import { CLOSE_GRACE_MS, settleWithin, systemClock, type Clock } from './clock.js';
 import { CeleriacError, ErrorCode, serializeError } from './errors.js';
 import { endSpan, formatTraceparent, startPublishSpan, tracingActive } from './tracing.js';
 import { Emitter, type EventName, type Listener } from './events.js';
@@ -17,7 +17,7 @@ import { resolveBroker, resolveResultBackend } from './resolve.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import type { RetryOptions } from './retry.js';
 import { DEFAULT_MAX_DECODED_BYTES, serializerFor, type Serializer, type SerializerName } from './serializer.js';
-import { Worker, type WorkerOptions } from './worker.js';
+import { Worker, type CloseOptions, type WorkerOptions } from './worker.js';
 
 /** Per-task options; each also settable per call where it makes sense. */
 export interface TaskOptions extends RetryOptions {
@@ -591,15 +591,26 @@ export class App implements ResultSource {
     return backend;
   }
 
-  /** Close every worker of this app (gracefully), then the broker and result backend. Idempotent. */
-  close(): Promise<void> {
+  /**
+   * Close every worker of this app (gracefully, `worker.close(opts)`), then the broker and result
+   * backend. Idempotent. Bounded when a server does not answer: the workers within `timeoutMs +
+   * CLOSE_GRACE_MS`, the connections within another `CLOSE_GRACE_MS`.
+   */
+  close(opts: CloseOptions = {}): Promise<void> {
     if (this.closing === undefined) {
       this.closing = (async () => {
         await Promise.allSettled([...this.beats].map((b) => b.close()));
-        await Promise.allSettled([...this.workers].map((w) => w.close()));
-        const broker = await this.brokerPromise?.catch(() => undefined);
-        const backend = await this.backendPromise?.catch(() => undefined);
-        await Promise.allSettled([broker?.close(), backend?.close()]);
+        await Promise.allSettled([...this.workers].map((w) => w.close(opts)));
+        const broker = this.brokerPromise === undefined ? undefined : this.brokerValue;
+        const backend = this.backendPromise === undefined ? undefined : this.backendValue;
+        // A connect still under way is not waited for past the grace either.
+        const closing = Promise.allSettled([
+          broker?.close() ?? this.brokerPromise?.then((b) => b.close()),
+          backend?.close() ?? this.backendPromise?.then((b) => b?.close()),
+        ]);
+        if (!(await settleWithin(closing, CLOSE_GRACE_MS))) {
+          this.logger.warn(`broker or result backend did not close within ${CLOSE_GRACE_MS} ms; left behind`);
+        }
       })();
     }
     return this.closing;

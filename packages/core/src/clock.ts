@@ -30,3 +30,26 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * How long closing may spend, on top of the time given to running tasks, giving deliveries back and
+ * closing connections when the broker does not answer. What is not done by then is abandoned: the
+ * broker delivers it again after its lease (or at once, when the connection is gone).
+ */
+export const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * Wait for `p` at most `ms`: true when it settled (resolved or rejected) in time, false when the time
+ * ran out first. Never rejects; the timer is cleared either way.
+ */
+export function settleWithin(p: Promise<unknown>, ms: number, clock: Clock = systemClock): Promise<boolean> {
+  if (ms <= 0) return Promise.race([p.then(() => true, () => true), Promise.resolve(false)]);
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clock.clearTimeout(timer);
+      resolve(true);
+    };
+    p.then(done, done);
+  });
+}

@@ -24,7 +24,7 @@ export type {
   QueueStats,
 } from './broker.js';
 export { SETTLED } from './broker.js';
-export { systemClock, sleep } from './clock.js';
+export { CLOSE_GRACE_MS, settleWithin, systemClock, sleep } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';

@@ -5,7 +5,7 @@ import { CanvasRunner } from './canvas.js';
 import { ThreadPool, ThreadTaskError } from './thread-pool.js';
 import { EventPublisher } from './monitor.js';
 import { context, contextFromTraceparent, endSpan, startReceiveSpan, startRunSpan, trace, tracingActive } from './tracing.js';
-import { sleep, type TimerHandle } from './clock.js';
+import { CLOSE_GRACE_MS, settleWithin, sleep, type TimerHandle } from './clock.js';
 import { RetryRequest, taskStorage, type TaskContext } from './context.js';
 import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
 import type { TaskEventBase } from './events.js';
@@ -58,7 +58,11 @@ export interface CloseOptions {
 export interface CloseReport {
   /** Prefetched deliveries that had not started, given back to the broker without counting a delivery. */
   givenBack: number;
-  /** Running tasks that did not finish within `timeoutMs`: aborted and requeued. */
+  /**
+   * Running tasks that did not finish within `timeoutMs` (aborted, and requeued where the broker
+   * answered), plus prefetched deliveries that could not be given back in time: the broker delivers
+   * them again after their lease.
+   */
   abandoned: number;
 }
 
@@ -865,6 +869,12 @@ export class Worker {
   /**
    * Graceful and idempotent: stop fetching, give back prefetched deliveries that had not started, let
    * running tasks finish within `timeoutMs`, then abort and requeue whatever is still running.
+   *
+   * Bounded even when the broker does not answer: stopping and giving back take at most 45% of
+   * {@link CLOSE_GRACE_MS}, running tasks get `timeoutMs`, requeueing the rest and unsubscribing another
+   * 45%; the promise resolves within `timeoutMs + CLOSE_GRACE_MS`. A delivery that could not be
+   * given back or requeued in that time counts as `abandoned`: the broker delivers it again after its
+   * lease (or when it sees the connection gone).
    */
   close(opts: CloseOptions = {}): Promise<CloseReport> {
     this.closing ??= this.doClose(opts.timeoutMs ?? 30_000);
@@ -872,31 +882,41 @@ export class Worker {
   }
 
   private async doClose(timeoutMs: number): Promise<CloseReport> {
-    await this.started?.catch(() => undefined);
+    const clock = this.app.clock;
+    // Two phases of 45% each leave a tenth of the grace for timers firing late on a busy machine.
+    const half = CLOSE_GRACE_MS * 0.45;
+    const stopBy = clock.now() + half;
+    const within = (p: Promise<unknown>, by: number) => settleWithin(p, by - clock.now(), clock);
+    await within(this.started ?? Promise.resolve(), stopBy);
     this.consumeAbort.abort(new CeleriacError(ErrorCode.CLOSED, 'worker closing'));
-    if (this.heartbeat !== undefined) this.app.clock.clearTimeout(this.heartbeat);
-    await Promise.all(this.pumps);
+    if (this.heartbeat !== undefined) clock.clearTimeout(this.heartbeat);
+    await within(Promise.all(this.pumps), stopBy);
     const pending = this.buffer.slice(this.bufferHead);
     this.buffer.length = 0;
     this.bufferHead = 0;
-    for (const h of pending) await this.giveBack(h.delivery, h.queue);
-    const idle = await this.waitIdle(timeoutMs);
     let abandoned = 0;
+    for (const h of pending) {
+      if (!(await within(this.giveBack(h.delivery, h.queue), stopBy))) abandoned++;
+    }
+    const idle = await this.waitIdle(timeoutMs);
+    const doneBy = clock.now() + half;
     if (!idle) {
+      const requeues: Promise<void>[] = [];
       for (const r of this.running) {
         r.abandoned = true;
         abandoned++;
         r.abort(new CeleriacError(ErrorCode.CLOSED, 'worker shut down before the task finished'));
-        await this.settle(r.delivery.nack({ requeue: true }));
+        requeues.push(this.settle(r.delivery.nack({ requeue: true })));
       }
+      await within(Promise.all(requeues), doneBy);
     }
-    await this.unsubscribeControl?.().catch(() => undefined);
-    await this.threads?.close();
+    await within(this.unsubscribeControl?.().catch(() => undefined) ?? Promise.resolve(), doneBy);
+    await within(this.threads?.close() ?? Promise.resolve(), doneBy);
     this.app.forgetWorker(this);
     const report: CloseReport = { givenBack: this.givenBack, abandoned };
     this.app.events.emit('worker:offline', { ...this.workerBase(), ...report });
     for (const off of this.unlisten.splice(0)) off();
-    await this.publisher?.close();
+    await within(this.publisher?.close() ?? Promise.resolve(), doneBy);
     return report;
   }
 }

@@ -1,6 +1,8 @@
 import type { Channel, ChannelModel, Message, Options } from 'amqplib';
 import {
   CeleriacError,
+  CLOSE_GRACE_MS,
+  settleWithin,
   encodeHeaderFrame,
   ErrorCode,
   silentLogger,
@@ -125,13 +127,13 @@ export class AmqpBroker implements Broker, BrokerEventSource, ConsumerHost {
       this.stopped.clear();
       // Channels first, each waiting for its close-ok, so acks already sent are processed before the
       // connection goes (amqplib does not order frames across channels).
+      // While the connection is down nothing can be sent: the channels are gone and RabbitMQ has
+      // requeued their deliveries already, so there is nothing to wait for (an outage never holds close).
+      const up = this.link.isOpen;
       const lanes = Promise.all(consumers.map((c) => c.shutdown()));
-      await Promise.race([lanes, new Promise<void>((r) => {
-        const t = setTimeout(r, 2000);
-        void lanes.finally(() => clearTimeout(t));
-      })]);
-      await this.broadcast.close().catch(() => undefined);
-      await this.link.close(opts?.drain === true ? this.options.connectTimeoutMs : 2000);
+      await settleWithin(lanes, up ? CLOSE_GRACE_MS / 2 : 0);
+      await settleWithin(this.broadcast.close().catch(() => undefined), up ? CLOSE_GRACE_MS / 4 : 0);
+      await this.link.close(!this.link.isOpen ? 0 : opts?.drain === true ? this.options.connectTimeoutMs : CLOSE_GRACE_MS / 4);
     })();
     return this.closing;
   }

@@ -1,6 +1,8 @@
 import {
   CeleriacError,
+  CLOSE_GRACE_MS,
   decodeHeaderFrame,
+  settleWithin,
   ErrorCode,
   LinkedList,
   serverTarget,
@@ -406,14 +408,18 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   private async doClose(): Promise<void> {
-    await this.connecting?.catch(() => undefined);
+    // Bounded: while Redis does not answer nothing can be given back, so nothing is waited for past
+    // the grace; the connections are then dropped, which fails every call still waiting.
+    const by = Date.now() + CLOSE_GRACE_MS * 0.75;
+    const within = (p: Promise<unknown>) => settleWithin(p, this.main?.status === 'ready' ? by - Date.now() : 0);
+    await within(this.connecting ?? Promise.resolve());
     const consumers = [...this.consumers];
     for (const c of consumers) c.finish();
-    await Promise.all(consumers.map((c) => c.ended));
+    await within(Promise.all(consumers.map((c) => c.ended)));
     const held = [...this.held];
     this.held.clear();
-    await Promise.all(held.map((d) => d.giveBack(true).catch((err: unknown) => this.logger.warn('give back failed', { error: String(err) }))));
-    await Promise.all([...this.queues.values()].map((q) => q.drain()));
+    await within(Promise.all(held.map((d) => d.giveBack(true).catch((err: unknown) => this.logger.warn('give back failed', { error: String(err) })))));
+    await within(Promise.all([...this.queues.values()].map((q) => q.drain())));
     this.channels.clear();
     for (const b of this.blockers) b.disconnect();
     this.blockers.clear();
@@ -433,11 +439,7 @@ function readStored(payload: Buffer): { headers: Headers; body: Uint8Array } {
 }
 
 async function quit(c: RedisClient): Promise<void> {
-  try {
-    if (c.status === 'ready') await c.quit();
-  } catch {
-    // fall through to disconnect
-  }
+  if (c.status === 'ready') await settleWithin(c.quit(), CLOSE_GRACE_MS / 4);
   c.disconnect();
 }
 
