@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createApp, newId, TaskState, type ResultMeta } from '@celeriac/core';
+import { createApp, newId, TaskState, type Clock, type ResultMeta } from '@celeriac/core';
+import { createFakeClock } from '@celeriac/core/testing';
+import type { KitDelivery } from '@celeriac/core/transport';
 import { RedisBroker } from '@celeriac/transport-redis';
 import { RedisResultBackend } from '@celeriac/result-redis';
 import { requireServer, serverUrl } from '../src/servers.js';
@@ -48,8 +50,8 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
     admin.disconnect();
   });
 
-  const pair = async (p: string, visibilityTimeoutMs = 30_000) => {
-    const broker = new RedisBroker({ url, prefix: p, visibilityTimeoutMs, blockTimeoutMs: 1000 });
+  const pair = async (p: string, visibilityTimeoutMs = 30_000, clock?: Clock) => {
+    const broker = new RedisBroker({ url, prefix: p, visibilityTimeoutMs, blockTimeoutMs: 1000, ...(clock === undefined ? {} : { clock }) });
     const backend = new RedisResultBackend({ url, prefix: p });
     closers.push(() => broker.close(), () => backend.close());
     await broker.connect();
@@ -86,18 +88,18 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
     for (const id of ids) await broker.publish(q, { id, body: enc.encode(id), headers: {} });
     const ac = new AbortController();
     const it = broker.consume(q, { prefetch: 2, signal: ac.signal })[Symbol.asyncIterator]();
-    const [a, b] = [await first(it), await first(it)];
+    const [a, b] = [(await first(it)) as KitDelivery, (await first(it)) as KitDelivery];
 
     await backend.set(a.id, success('first'), { ttlMs: 60_000 });
-    await a.ackWithResult!(backend.prepareSet(a.id, success('second'), { ttlMs: 60_000 }));
+    await a.ackWithResult(backend.prepareSet(a.id, success('second'), { ttlMs: 60_000 }));
     expect((await backend.get(a.id))?.result).toBe('first');
 
-    expect(await code(b.ackWithResult!({ kind: 'other', keys: ['k'], args: ['v', 0, ''] }))).toBe('ERR_UNSUPPORTED');
+    expect(await code(b.ackWithResult({ kind: 'other', keys: ['k'], args: ['v', 0, ''] }))).toBe('ERR_UNSUPPORTED');
     const waited = backend.wait(b.id, { timeoutMs: 5000 });
     // Write only once the wait has subscribed to the result's channel.
     const channel = `${prefix}-k:result:${b.id}`;
     while ((await admin.pubsub('NUMSUB', channel))[1] !== 1) await new Promise((r) => setImmediate(r));
-    await b.ackWithResult!(backend.prepareSet(b.id, success(42), { ttlMs: 60_000 }));
+    await b.ackWithResult(backend.prepareSet(b.id, success(42), { ttlMs: 60_000 }));
     expect((await waited).result).toBe(42);
     expect(await admin.pttl(`${prefix}-k:result:${b.id}`)).toBeGreaterThan(50_000);
     expect(await broker.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 });
@@ -105,17 +107,18 @@ describe.skipIf(!ok)('Redis broker + Redis results: result stored with the ack',
   });
 
   it('a holder whose lease expired still stores its result but cannot ack (ERR_STALE_DELIVERY)', async () => {
-    const { broker: a, backend } = await pair(`${prefix}-s`, 300);
+    // a's process is stalled: its clock is frozen, so nothing renews its lease
+    const { broker: a, backend } = await pair(`${prefix}-s`, 300, createFakeClock());
     const { broker: b } = await pair(`${prefix}-s`, 300);
     const q = `q-${newId()}`;
     await a.publish(q, { id: newId(), body: enc.encode('job'), headers: {} });
     const ac = new AbortController();
-    const stale = await first(a.consume(q, { prefetch: 1, signal: ac.signal })[Symbol.asyncIterator]());
-    // No guard renews the lease: after 300 ms the message is recovered for b.
+    const stale = (await first(a.consume(q, { prefetch: 1, signal: ac.signal })[Symbol.asyncIterator]())) as KitDelivery;
+    // Nothing renews a's lease: after 300 ms the message is recovered for b.
     const bc = new AbortController();
     const fresh = await first(b.consume(q, { prefetch: 1, signal: bc.signal })[Symbol.asyncIterator]());
     expect(fresh.deliveries).toBe(2);
-    expect(await code(stale.ackWithResult!(backend.prepareSet(stale.id, success('late'), { ttlMs: 60_000 })))).toBe('ERR_STALE_DELIVERY');
+    expect(await code(stale.ackWithResult(backend.prepareSet(stale.id, success('late'), { ttlMs: 60_000 })))).toBe('ERR_STALE_DELIVERY');
     expect((await backend.get(stale.id))?.result).toBe('late');
     expect(await a.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 1, dead: 0 });
     await fresh.ack();

@@ -1,5 +1,7 @@
 import {
   CeleriacError,
+  CLOSE_GRACE_MS,
+  settleWithin,
   ErrorCode,
   newId,
   silentLogger,
@@ -114,6 +116,8 @@ export class CeleryAmqpBroker implements Broker, BrokerEventSource {
   private topology: Promise<void> | undefined;
   /** Running consumers; `atYield`: suspended where it handed out a delivery (only its caller resumes it). */
   private readonly consumers = new Set<{ ac: AbortController; atYield: boolean; done: Promise<void> }>();
+  /** Every open consumer channel: closed one by one before the connection (see `doClose`). */
+  private readonly channels = new Set<Channel>();
   /** Per queue: deliveries this broker holds unsettled (stats.inFlight; RabbitMQ tells only its management API). */
   private readonly inFlight = new Map<string, number>();
   private everConnected = false;
@@ -355,6 +359,8 @@ export class CeleryAmqpBroker implements Broker, BrokerEventSource {
     const signal = ac.signal;
     let finished!: () => void;
     const state = { ac, atYield: false, done: new Promise<void>((r) => (finished = r)) };
+    this.channels.add(ch);
+    ch.once('close', () => this.channels.delete(ch));
     this.consumers.add(state);
     const buffer: ConsumeMessage[] = [];
     let wake: (() => void) | undefined;
@@ -615,17 +621,29 @@ export class CeleryAmqpBroker implements Broker, BrokerEventSource {
     const waits: Promise<void>[] = [];
     for (const c of this.consumers) {
       c.ac.abort(new CeleriacError(ErrorCode.CLOSED, 'broker closing'));
-      // One suspended at `yield` cannot be resumed from here; closing the connection requeues its messages.
+      // One suspended at `yield` cannot be resumed from here; its channel is closed below.
       if (!c.atYield) waits.push(c.done);
     }
     for (const w of this.closeWaiters) w();
     this.closeWaiters.clear();
-    await Promise.allSettled(waits);
+    await settleWithin(Promise.allSettled(waits), CLOSE_GRACE_MS / 4);
+    // Every consumer channel closes before the connection: its close-ok comes after RabbitMQ processed
+    // the acks sent on it (amqplib does not order frames across channels, so a connection close could
+    // overtake acks still queued on a channel, and RabbitMQ would requeue acked messages).
+    await settleWithin(Promise.allSettled([...this.channels].map(closeChannel)), CLOSE_GRACE_MS / 4);
     await this.connecting?.catch(() => undefined);
     const conn = this.conn;
     this.conn = undefined;
     if (conn !== undefined) await conn.close().catch(() => undefined);
   }
+}
+
+/** Close a channel and wait for it to be closed, whoever started closing it. */
+function closeChannel(ch: Channel): Promise<void> {
+  return new Promise<void>((resolve) => {
+    ch.once('close', () => resolve());
+    ch.close().catch(() => undefined);
+  });
 }
 
 function messageIdOf(m: Message): string {

@@ -1,4 +1,4 @@
-import { readScriptFiles } from '@celeriac/core';
+import { readScriptFiles } from '@celeriac/core/transport';
 import type { Redis } from 'ioredis';
 
 type Arg = string | number;

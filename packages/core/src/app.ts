@@ -289,7 +289,7 @@ export class App implements ResultSource {
             : this.opts.broker;
         const guarded = guardBroker(raw, {
           clock: this.clock,
-          onLeaseLost: (d, err) => this.logger.warn('lease renewal failed', { id: d.id, error: String(err) }),
+          onConsumeError: (err, what) => this.logger.warn(`consuming failed (${what})`, { error: String(err) }),
         });
         guarded.onEvent((e) => {
           if (e.type === 'reconnected') this.events.emit('broker:reconnected', { broker: guarded.name });

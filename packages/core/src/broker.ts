@@ -1,6 +1,8 @@
 /**
  * The broker contract: bytes in, bytes out. Serialization, retries, settle-once, prefetch
- * accounting, lease renewal and events live once, in core; a transport implements only this.
+ * accounting, lease renewal and events live once, in core. An outside transport implements this;
+ * the transports of this repository build `consume` on the kit of `@celeriac/core/transport`, which
+ * core recognises and uses directly (an outside transport's iterator is put on the same kit).
  */
 
 /** A header value; every transport round-trips each of these types. */
@@ -39,41 +41,10 @@ export interface NackOptions {
   reason?: string;
 }
 
-/**
- * What a delivery's `ack()` may return when the ack is already done (queued for the transport's next
- * write, nothing left to wait for): one shared resolved promise, so core skips the `catch` and the
- * `await` it would spend on a fresh one. Every promise costs a hook call once `currentTask()`'s
- * AsyncLocalStorage is on, and a task's ack is on every task's path.
- */
-export const SETTLED: Promise<void> = Promise.resolve();
-
-/**
- * The iterator of a transport's `consume` may also have `takeSync`: a delivery it already holds,
- * handed out without a promise, or undefined when `next()` would have to wait. Core drains what is
- * buffered this way and awaits `next()` only when nothing is (three promises less per delivery).
- */
-export interface DeliveryIterator extends AsyncIterator<Delivery> {
-  takeSync?(): Delivery | undefined;
-}
-
-/**
- * The next delivery of `it` as core consumes: one the transport already holds, without a promise
- * (`takeSync`), else a promise of `next()`'s — undefined once the iteration is done.
- */
-export function takeOrNext(it: DeliveryIterator): Delivery | Promise<Delivery | undefined> {
-  return it.takeSync?.() ?? it.next().then((r) => (r.done === true ? undefined : r.value));
-}
-
 export interface Delivery {
   /** The id the message was published with. */
   readonly id: string;
   readonly body: Uint8Array;
-  /**
-   * Optional: the body already parsed, where the transport's own framing parses it together with its
-   * headers — what `JSON.parse` returns for an `application/json` body without a content-encoding.
-   * Core then does not decode `body` again; undefined means decode it.
-   */
-  readonly parsedBody?: unknown;
   readonly headers: Readonly<Headers>;
   /** How often the broker handed this message out, 1 on the first delivery (crash redeliveries included). */
   readonly deliveries: number;
@@ -81,24 +52,6 @@ export interface Delivery {
   nack(opts: NackOptions): Promise<void>;
   /** Renew the lease, so a long task is not delivered again while its worker is alive. */
   extend?(): Promise<void>;
-  /**
-   * Optional: perform `write` (prepared by the result backend), then ack, in one step on the server —
-   * one round trip where storing and acking would take two. Only called when the broker's
-   * `resultWriteTarget` equals the backend's `writeTarget`. The write happens even when the ack is
-   * refused because the lease was lost (ERR_STALE_DELIVERY), exactly as a separate `set` then `ack`.
-   */
-  ackWithResult?(write: PreparedResultWrite): Promise<void>;
-}
-
-/**
- * A result write that a result backend prepared (`ResultBackend.prepareSet`) for a transport on the
- * same server to perform together with an ack. `kind` names the operation, agreed between the two
- * packages and documented where it is defined; `keys` and `args` are its operands.
- */
-export interface PreparedResultWrite {
-  readonly kind: string;
-  readonly keys: readonly string[];
-  readonly args: readonly (string | number)[];
 }
 
 export interface DeadLetter {
@@ -161,12 +114,6 @@ export interface Broker {
    * Core renews the lease of every delivery it holds (`Delivery.extend`) well within it.
    */
   readonly visibilityTimeoutMs?: number | undefined;
-  /**
-   * Set when deliveries can store a result together with their ack (`Delivery.ackWithResult`): names
-   * the server (and database) they can write to, such as `redis://127.0.0.1:6379/0`. Core combines the
-   * two only when the result backend's `writeTarget` is the same string.
-   */
-  readonly resultWriteTarget?: string | undefined;
   connect(opts?: { signal?: AbortSignal }): Promise<void>;
   /** Idempotent. Unsettled deliveries are given back to the broker (at once, or after the visibility timeout). */
   close(opts?: { drain?: boolean }): Promise<void>;

@@ -5,19 +5,16 @@ import type {
   ConsumeOptions,
   DeadLetters,
   Delivery,
-  DeliveryIterator,
   Headers,
-  NackOptions,
   OutgoingMessage,
-  PreparedResultWrite,
   PublishOptions,
   QueueSpec,
   QueueStats,
 } from './broker.js';
-import { SETTLED } from './broker.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import type { Clock } from './clock.js';
 import { CeleriacError, ErrorCode, wrapError } from './errors.js';
-import { LinkedList } from './linked-list.js';
+import { ForeignAdapter } from './transport/foreign.js';
+import { ConsumerKit, KitConsumer, connectionError } from './transport/kit.js';
 
 /** Events a transport may report; core turns them into `broker:error` and `broker:reconnected`. */
 export type BrokerEvent = { type: 'error'; error: unknown } | { type: 'reconnected' };
@@ -29,8 +26,11 @@ export interface BrokerEventSource {
 
 export interface GuardOptions {
   clock?: Clock;
-  /** Called when renewing a lease fails (the delivery may be delivered again elsewhere). */
-  onLeaseLost?: (delivery: Delivery, err: unknown) => void;
+  /**
+   * Failures of an outside transport's consumption with no caller to reject (a lease renewal, a
+   * give-back, a failing iterator). Kit-based transports report their own.
+   */
+  onConsumeError?: (err: Error, what: string) => void;
 }
 
 const MAX_PRIORITY = 9;
@@ -70,38 +70,39 @@ function checkQueue(queue: string): void {
 }
 
 /** Driver failures become ERR_CONNECTION (retryable); celeriac errors and argument errors pass through. */
-function wrap(err: unknown): Error {
-  if (err instanceof CeleriacError || err instanceof TypeError || err instanceof RangeError) return err;
-  return wrapError(err, ErrorCode.CONNECTION, undefined, true);
-}
+const wrap = connectionError;
 
 /**
- * Every broker is used through this guard, so transports never repeat it: settle-once, argument and
- * capability checks, the payload limit, lease renewal of every unsettled delivery, and error wrapping.
+ * Every broker is used through this guard, so transports never repeat it: connect-once, argument and
+ * capability checks, the payload limit, the `publishBatch` fallback and error wrapping. Consumption is
+ * the kit's (`@celeriac/core/transport`): a transport built on it returns its kit consumer, used as is;
+ * an outside transport's iterator is put on the guard's own kit, so the prefetch bound, settle-once,
+ * lease renewal and give-back hold for it too.
  */
 export class GuardedBroker implements Broker {
   readonly name: string;
   readonly capabilities: BrokerCapabilities;
   readonly visibilityTimeoutMs: number | undefined;
-  readonly resultWriteTarget: string | undefined;
   readonly deadLetters: DeadLetters;
   readonly broadcast: Broadcast | undefined;
-  private readonly clock: Clock;
-  /** Deliveries handed out and not settled. */
-  private readonly unsettled = new LinkedList<GuardedDelivery>();
-  private renewTimer: TimerHandle | undefined;
+  /** The kit for an outside transport's consumers. */
+  private readonly kit: ConsumerKit;
   private connecting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
     readonly inner: Broker & BrokerEventSource,
-    private readonly opts: GuardOptions = {},
+    opts: GuardOptions = {},
   ) {
     this.name = inner.name;
     this.capabilities = inner.capabilities;
     this.visibilityTimeoutMs = inner.visibilityTimeoutMs;
-    this.resultWriteTarget = inner.resultWriteTarget;
-    this.clock = opts.clock ?? systemClock;
+    const onError = opts.onConsumeError;
+    this.kit = new ConsumerKit({
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+      visibilityTimeoutMs: inner.visibilityTimeoutMs,
+      ...(onError === undefined ? {} : { onError }),
+    });
     const dl = inner.deadLetters;
     this.deadLetters = {
       list: (queue, o) => dl.list(queue, o).catch((e: unknown) => Promise.reject(wrap(e))),
@@ -136,10 +137,10 @@ export class GuardedBroker implements Broker {
 
   /** Idempotent: the second call returns the first call's promise. */
   close(opts?: { drain?: boolean }): Promise<void> {
-    if (this.closing === undefined) {
-      this.stopRenewing();
-      this.closing = this.inner.close(opts).catch((e: unknown) => Promise.reject(wrap(e)));
-    }
+    this.closing ??= this.kit
+      .close()
+      .then(() => this.inner.close(opts))
+      .catch((e: unknown) => Promise.reject(wrap(e)));
     return this.closing;
   }
 
@@ -181,46 +182,19 @@ export class GuardedBroker implements Broker {
     return p.catch((e: unknown) => Promise.reject(wrap(e)));
   }
 
-  consume(queue: string, opts: ConsumeOptions): { [Symbol.asyncIterator](): DeliveryIterator } {
+  /**
+   * The transport's kit consumer, or an outside transport's iterator on the guard's kit. Either way at
+   * most `prefetch` deliveries are held, each settles once, leases are renewed and what is left is
+   * given back at close.
+   */
+  consume(queue: string, opts: ConsumeOptions): KitConsumer {
     checkQueue(queue);
     if (!Number.isInteger(opts.prefetch) || opts.prefetch < 1) {
       throw new RangeError(`prefetch must be an integer >= 1, got ${String(opts.prefetch)}`);
     }
     const source = this.inner.consume(queue, opts);
-    return {
-      [Symbol.asyncIterator]: (): DeliveryIterator => {
-        const it: DeliveryIterator = source[Symbol.asyncIterator]();
-        return {
-          // Undefined when the transport has nothing buffered, or no `takeSync` at all: then `next()`.
-          takeSync: () => {
-            let d: Delivery | undefined;
-            try {
-              d = it.takeSync?.();
-            } catch (e) {
-              throw wrap(e);
-            }
-            return d === undefined ? undefined : this.track(new GuardedDelivery(d, this));
-          },
-          // One `then` per delivery, not an async function and its await.
-          next: () => {
-            let p: Promise<IteratorResult<Delivery>>;
-            try {
-              p = it.next();
-            } catch (e) {
-              return Promise.reject(wrap(e));
-            }
-            return p.then(
-              (r): IteratorResult<Delivery> => (r.done === true ? r : { done: false, value: this.track(new GuardedDelivery(r.value, this)) }),
-              (e: unknown) => Promise.reject(wrap(e)),
-            );
-          },
-          return: async () => {
-            await it.return?.();
-            return { done: true, value: undefined };
-          },
-        };
-      },
-    };
+    if (source instanceof KitConsumer) return source as KitConsumer;
+    return this.kit.consume<Delivery>(queue, new ForeignAdapter(this.inner, queue, source), opts) as unknown as KitConsumer;
   }
 
   purge(queue: string): Promise<number> {
@@ -231,122 +205,10 @@ export class GuardedBroker implements Broker {
     return this.inner.stats(queue).catch((e: unknown) => Promise.reject(wrap(e)));
   }
 
-  /** Deliveries handed out through this guard and not settled yet. */
-  get unsettledCount(): number {
-    return this.unsettled.size;
-  }
-
-  private track(d: GuardedDelivery): GuardedDelivery {
-    this.unsettled.add(d);
-    if (this.renewTimer === undefined && d.inner.extend !== undefined) this.armRenew();
-    return d;
-  }
-
-  untrack(d: GuardedDelivery): void {
-    this.unsettled.delete(d);
-  }
-
-  private armRenew(): void {
-    const vt = this.visibilityTimeoutMs;
-    if (vt === undefined || vt <= 0 || this.closing !== undefined) return;
-    this.renewTimer = this.clock.setTimeout(() => {
-      this.renewTimer = undefined;
-      for (const d of this.unsettled) {
-        const ext = d.inner.extend;
-        if (ext === undefined) continue;
-        ext.call(d.inner).catch((err: unknown) => this.opts.onLeaseLost?.(d, err));
-      }
-      // Stays armed while deliveries come and go (no timer per task); stops once a round finds none.
-      if (this.unsettled.size > 0) this.armRenew();
-    }, Math.max(1, Math.floor(vt / 3)));
-  }
-
-  private stopRenewing(): void {
-    if (this.renewTimer !== undefined) this.clock.clearTimeout(this.renewTimer);
-    this.renewTimer = undefined;
-  }
 }
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-class GuardedDelivery implements Delivery {
-  readonly headers: Readonly<Headers>;
-  readonly deliveries: number;
-  /** Links of the guard's list of unsettled deliveries. */
-  prev: GuardedDelivery | undefined;
-  next: GuardedDelivery | undefined;
-  private settled = false;
-
-  constructor(
-    readonly inner: Delivery,
-    private readonly guard: GuardedBroker,
-  ) {
-    this.headers = inner.headers;
-    this.deliveries = inner.deliveries;
-  }
-
-  /** Read when asked, like `id`: a transport may cut it out of its frame only then. */
-  get body(): Uint8Array {
-    return this.inner.body;
-  }
-
-  get parsedBody(): unknown {
-    return this.inner.parsedBody;
-  }
-
-  /** Read when asked: a transport may derive it (NATS reads it from a header). */
-  get id(): string {
-    return this.inner.id;
-  }
-
-  private settle(): void {
-    if (this.settled) {
-      throw new CeleriacError(ErrorCode.ALREADY_SETTLED, `delivery ${this.id} was already acked or nacked`);
-    }
-    this.settled = true;
-    this.guard.untrack(this);
-  }
-
-  ack(): Promise<void> {
-    try {
-      this.settle();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    const p = this.inner.ack();
-    return p === SETTLED ? p : p.catch((e: unknown) => Promise.reject(wrap(e)));
-  }
-
-  ackWithResult(write: PreparedResultWrite): Promise<void> {
-    try {
-      if (this.inner.ackWithResult === undefined) {
-        throw new CeleriacError(ErrorCode.UNSUPPORTED, `the ${this.guard.name} broker cannot store a result with its ack`);
-      }
-      this.settle();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    return this.inner.ackWithResult(write).catch((e: unknown) => Promise.reject(wrap(e)));
-  }
-
-  nack(opts: NackOptions): Promise<void> {
-    try {
-      if (opts.delayMs !== undefined && (!Number.isFinite(opts.delayMs) || opts.delayMs < 0)) {
-        throw new RangeError(`delayMs must be a finite number >= 0, got ${String(opts.delayMs)}`);
-      }
-      this.settle();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    return this.inner.nack(opts).catch((e: unknown) => Promise.reject(wrap(e)));
-  }
-
-  extend(): Promise<void> {
-    if (this.inner.extend === undefined) return Promise.resolve();
-    return this.inner.extend().catch((e: unknown) => Promise.reject(wrap(e)));
-  }
 }
 
 /** Wrap a broker in the guard (a guarded broker is returned as is). */

@@ -13,17 +13,14 @@ export type {
   DeadLetterOptions,
   DeadLetters,
   Delivery,
-  DeliveryIterator,
   HeaderValue,
   Headers,
   NackOptions,
   OutgoingMessage,
-  PreparedResultWrite,
   PublishOptions,
   QueueSpec,
   QueueStats,
 } from './broker.js';
-export { SETTLED } from './broker.js';
 export { CLOSE_GRACE_MS, settleWithin, systemClock, sleep } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { currentTask } from './context.js';
@@ -71,8 +68,5 @@ export type { MetricsOptions } from './metrics.js';
 export { tracingActive } from './tracing.js';
 export { celeriacCodec, celeriacProtocol } from './protocol.js';
 export type { Codec, Protocol } from './protocol.js';
-export { Coalescer } from './coalescer.js';
-export { LinkedList } from './linked-list.js';
-export type { ListLinks } from './linked-list.js';
-export { readScriptFiles } from './script-files.js';
-export { decodeHeaderFrame, encodeHeaderFrame } from './header-frame.js';
+// Transport plumbing (the kit, Coalescer, LinkedList, header frame, script files) is exported from
+// `@celeriac/core/transport`.

@@ -11,14 +11,17 @@ import type {
   PublishOptions,
   QueueStats,
 } from './broker.js';
-import { SETTLED } from './broker.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeleriacError, ErrorCode } from './errors.js';
+import type { Incoming, PushAdapter, Sink } from './transport/adapter.js';
+import { Fifo } from './transport/fifo.js';
+import { ConsumerKit, SETTLED } from './transport/kit.js';
 
 /**
  * The in-process broker: the whole contract, held in one `MemoryServer`. Several `MemoryBroker`s
  * (connections) can share a server, which is how tests play "another process": closing a broker
- * without acking gives its deliveries back, like a dropped AMQP channel.
+ * without acking gives its deliveries back, like a dropped AMQP channel. Consumption is a push adapter
+ * on the transport kit (`MemoryAdapter`, below): the worked example of core's "Writing a transport".
  */
 
 interface Stored {
@@ -35,49 +38,29 @@ interface Delayed {
   readonly msg: Stored;
 }
 
-interface InFlight {
-  readonly msg: Stored;
-  readonly token: number;
-  readonly owner: MemoryBroker;
-  leaseUntil: number;
+/** A claimed message: what the kit hands out (`Incoming`) plus the lease that fences its settle. */
+class InFlight implements Incoming {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly headers: Headers;
+  readonly deliveries: number;
+
+  constructor(
+    readonly msg: Stored,
+    readonly token: number,
+    public leaseUntil: number,
+  ) {
+    this.id = msg.id;
+    this.body = msg.body;
+    this.headers = msg.headers;
+    this.deliveries = msg.deliveries;
+  }
 }
 
 interface Dead {
   readonly msg: Stored;
   readonly reason: string;
   readonly deadAt: number;
-}
-
-/** FIFO with O(1) shift and unshift. */
-class Fifo<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-  get size(): number {
-    return this.items.length - this.head;
-  }
-  push(item: T): void {
-    this.items.push(item);
-  }
-  unshift(item: T): void {
-    if (this.head > 0) this.items[--this.head] = item;
-    else this.items.unshift(item);
-  }
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-  drain(): T[] {
-    const out = this.items.slice(this.head) as T[];
-    this.items = [];
-    this.head = 0;
-    return out;
-  }
 }
 
 /** Binary min-heap ordered by (dueAt, seq). */
@@ -139,7 +122,7 @@ class MemoryQueue {
   readonly delayed = new DelayHeap();
   readonly inFlight = new Map<number, InFlight>();
   dead: Dead[] = [];
-  readonly waiters = new Fifo<MemoryConsumer>();
+  readonly waiters = new Fifo<MemoryAdapter>();
   delayTimer: TimerHandle | undefined;
   delayTimerAt = Infinity;
 
@@ -245,11 +228,11 @@ export class MemoryServer {
     }
   }
 
-  claim(q: MemoryQueue, owner: MemoryBroker): InFlight | undefined {
+  claim(q: MemoryQueue): InFlight | undefined {
     const msg = q.take();
     if (msg === undefined) return undefined;
     msg.deliveries++;
-    const f: InFlight = { msg, token: ++this.token, owner, leaseUntil: this.clock.now() + this.visibilityTimeoutMs };
+    const f = new InFlight(msg, ++this.token, this.clock.now() + this.visibilityTimeoutMs);
     q.inFlight.set(f.token, f);
     this.armLeaseTimer(f.leaseUntil);
     return f;
@@ -303,16 +286,14 @@ export class MemoryServer {
     f.leaseUntil = this.clock.now() + this.visibilityTimeoutMs;
   }
 
-  /** A connection went away: everything it held goes back, at the front of its level. */
-  releaseOwner(owner: MemoryBroker): void {
-    for (const q of this.queues.values()) {
-      for (const f of q.inFlight.values()) {
-        if (f.owner === owner) {
-          q.inFlight.delete(f.token);
-          this.enqueue(q, f.msg, 0, true);
-        }
-      }
-    }
+  /**
+   * Give a claimed message back, at the front of its level. Uncounted (never handed out): its delivery
+   * count is taken back. A message whose lease ran out meanwhile is already back: nothing to do.
+   */
+  release(q: MemoryQueue, f: InFlight, counted: boolean): void {
+    if (!q.inFlight.delete(f.token)) return;
+    if (!counted) f.msg.deliveries--;
+    this.enqueue(q, f.msg, 0, true);
   }
 
   purge(queue: string): number {
@@ -408,132 +389,80 @@ export class MemoryServer {
   }
 }
 
-class MemoryDelivery implements Delivery {
-  readonly id: string;
-  readonly body: Uint8Array;
-  readonly headers: Headers;
-  readonly deliveries: number;
+/**
+ * One consumer of a memory queue, as a push adapter on the kit: it claims ready messages while the kit
+ * has credit and parks on the queue when there are none; the server wakes it when one is published.
+ * Everything else (the bound, buffering, settle-once, leases renewed, give-back at close) is the kit's.
+ */
+class MemoryAdapter implements PushAdapter<InFlight> {
+  private sink: Sink<InFlight> | undefined;
+  /** In the queue's waiters: the queue had nothing ready when it last looked. */
+  private parked = false;
 
   constructor(
-    private readonly consumer: MemoryConsumer,
-    private readonly f: InFlight,
-  ) {
-    this.id = f.msg.id;
-    this.body = f.msg.body;
-    this.headers = f.msg.headers;
-    this.deliveries = f.msg.deliveries;
+    private readonly server: MemoryServer,
+    private readonly q: MemoryQueue,
+  ) {}
+
+  start(sink: Sink<InFlight>): void {
+    this.sink = sink;
+    this.offer();
   }
 
-  ack(): Promise<void> {
-    return this.consumer.settle(this.f.token, undefined);
-  }
-  nack(opts: NackOptions): Promise<void> {
-    return this.consumer.settle(this.f.token, opts);
-  }
-  extend(): Promise<void> {
-    try {
-      this.consumer.server.extend(this.consumer.q, this.f.token);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-}
-
-class MemoryConsumer implements AsyncIterator<Delivery> {
-  unsettled = 0;
-  private done = false;
-  private pending: ((r: IteratorResult<Delivery>) => void) | undefined;
-  private queued = false;
-
-  constructor(
-    readonly server: MemoryServer,
-    readonly q: MemoryQueue,
-    private readonly owner: MemoryBroker,
-    private readonly prefetch: number,
-    signal: AbortSignal | undefined,
-  ) {
-    if (signal !== undefined) {
-      if (signal.aborted) this.finish();
-      else signal.addEventListener('abort', () => this.finish(), { once: true });
-    }
-  }
-
-  next(): Promise<IteratorResult<Delivery>> {
-    if (this.done) return Promise.resolve({ done: true, value: undefined });
-    const d = this.tryTake();
-    if (d !== undefined) return Promise.resolve({ done: false, value: d });
-    return new Promise((resolve) => {
-      this.pending = resolve;
-      this.park();
-    });
-  }
-
-  return(): Promise<IteratorResult<Delivery>> {
-    this.finish();
-    return Promise.resolve({ done: true, value: undefined });
-  }
-
-  /** A ready message within the prefetch bound, without a promise; undefined when `next()` must wait. */
-  takeSync(): Delivery | undefined {
-    if (this.done || this.pending !== undefined) return undefined;
-    return this.tryTake();
-  }
-
-  private tryTake(): MemoryDelivery | undefined {
-    if (this.unsettled >= this.prefetch || this.owner.closed) return undefined;
-    const f = this.server.claim(this.q, this.owner);
-    if (f === undefined) return undefined;
-    this.unsettled++;
-    return new MemoryDelivery(this, f);
-  }
-
-  /** Wait for a message if under the prefetch bound; otherwise a settle will call offer(). */
-  private park(): void {
-    if (this.unsettled < this.prefetch && !this.queued) {
-      this.queued = true;
-      this.q.waiters.push(this);
-    }
-  }
-
-  /** Called by the server when a message is ready, or by a settle that freed a slot. */
+  /** Claim ready messages while the kit has room; park when the queue is empty. */
   offer(): void {
-    this.queued = false;
-    const resolve = this.pending;
-    if (resolve === undefined || this.done) return;
-    const d = this.tryTake();
-    if (d === undefined) {
-      this.park();
-      return;
+    this.parked = false;
+    const sink = this.sink;
+    if (sink === undefined) return;
+    while (sink.credit > 0) {
+      const f = this.server.claim(this.q);
+      if (f === undefined) {
+        this.parked = true;
+        this.q.waiters.push(this);
+        return;
+      }
+      sink.push(f);
     }
-    this.pending = undefined;
-    resolve({ done: false, value: d });
   }
 
-  settle(token: number, nack: NackOptions | undefined): Promise<void> {
-    this.unsettled--;
-    try {
-      this.server.settle(this.q, token, nack);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    } finally {
-      if (this.pending !== undefined) this.offer();
-    }
+  /** A settle freed a slot: claim again, unless parked (then a publish wakes us). */
+  credit(): void {
+    if (!this.parked) this.offer();
+  }
+
+  ack(f: InFlight): Promise<void> {
+    this.server.settle(this.q, f.token, undefined);
     return SETTLED;
   }
 
-  finish(): void {
-    if (this.done) return;
-    this.done = true;
-    const resolve = this.pending;
-    this.pending = undefined;
-    resolve?.({ done: true, value: undefined });
+  nack(f: InFlight, opts: NackOptions): Promise<void> {
+    this.server.settle(this.q, f.token, opts);
+    return SETTLED;
+  }
+
+  extend(f: InFlight): Promise<void> {
+    this.server.extend(this.q, f.token);
+    return SETTLED;
+  }
+
+  release(fs: readonly InFlight[], counted: boolean): Promise<void> {
+    for (const f of fs) this.server.release(this.q, f, counted);
+    return SETTLED;
+  }
+
+  stop(): void {
+    this.sink = undefined;
   }
 }
 
 export interface MemoryBrokerOptions extends MemoryServerOptions {
   /** Share state with other memory brokers (another "process"). @default a new private server */
   server?: MemoryServer;
+  /**
+   * This connection's clock, which renews the leases of what it holds; with a shared `server`, the
+   * server's clock still expires them (a test can freeze one "process" this way). @default the server's
+   */
+  clock?: Clock;
   /** @default 16 MiB */
   maxMessageBytes?: number;
 }
@@ -546,13 +475,15 @@ export class MemoryBroker implements Broker {
   readonly visibilityTimeoutMs: number;
   closed = false;
   private readonly ownsServer: boolean;
-  private readonly consumers = new Set<MemoryConsumer>();
+  private readonly kit: ConsumerKit;
   private readonly unsubscribers = new Set<() => void>();
 
   constructor(opts: MemoryBrokerOptions = {}) {
     this.ownsServer = opts.server === undefined;
     this.server = opts.server ?? new MemoryServer(opts);
     this.visibilityTimeoutMs = this.server.visibilityTimeoutMs;
+    // The connection's own clock renews its leases (a process frozen past the lease loses them), the server's expires them.
+    this.kit = new ConsumerKit({ clock: opts.clock ?? this.server.clock, visibilityTimeoutMs: this.visibilityTimeoutMs });
     this.capabilities = {
       delayedDelivery: 'native',
       priorities: LEVELS,
@@ -568,16 +499,14 @@ export class MemoryBroker implements Broker {
     return Promise.resolve();
   }
 
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  /** Idempotent. What this connection still holds goes back to the front of its queue (counted). */
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    for (const c of this.consumers) c.finish();
-    this.consumers.clear();
     for (const u of this.unsubscribers) u();
     this.unsubscribers.clear();
-    this.server.releaseOwner(this);
+    await this.kit.close();
     if (this.ownsServer) this.server.stopTimers();
-    return Promise.resolve();
   }
 
   private check(): void {
@@ -610,14 +539,8 @@ export class MemoryBroker implements Broker {
   }
 
   consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
-    return {
-      [Symbol.asyncIterator]: () => {
-        this.check();
-        const c = new MemoryConsumer(this.server, this.server.queue(queue), this, opts.prefetch, opts.signal);
-        this.consumers.add(c);
-        return c;
-      },
-    };
+    this.check();
+    return this.kit.consume(queue, new MemoryAdapter(this.server, this.server.queue(queue)), opts);
   }
 
   purge(queue: string): Promise<number> {

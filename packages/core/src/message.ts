@@ -1,4 +1,5 @@
-import type { Delivery, Headers, HeaderValue, OutgoingMessage } from './broker.js';
+import type { Headers, HeaderValue, OutgoingMessage } from './broker.js';
+import type { Incoming } from './transport/adapter.js';
 import { CeleriacError, ErrorCode } from './errors.js';
 import { checkDecodedSize, compress, decompress, DEFAULT_MAX_DECODED_BYTES, GZIP, serializerFor, type Serializer } from './serializer.js';
 import { newMessageId } from './ids.js';
@@ -120,7 +121,7 @@ const JSON_TYPE = 'application/json';
  * there), and ERR_SERIALIZATION for a body or header set that is not a task message.
  */
 export function decodeTask(
-  delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>,
+  delivery: Pick<Incoming, 'body' | 'headers' | 'parsedBody'>,
   accept: ReadonlySet<string>,
   maxDecodedBytes = DEFAULT_MAX_DECODED_BYTES,
 ): TaskMessage {

@@ -1,4 +1,5 @@
-import type { Broker, Delivery, OutgoingMessage } from './broker.js';
+import type { Broker, OutgoingMessage } from './broker.js';
+import type { Incoming } from './transport/adapter.js';
 import type { FactoryContext } from './resolve.js';
 import type { ResultBackend } from './result-backend.js';
 import { decodeTask, encodeTask, type TaskMessage } from './message.js';
@@ -13,7 +14,7 @@ export interface Codec {
    * ERR_PAYLOAD_TOO_LARGE (a body that decodes to more than `maxDecodedBytes`; inflating stops there)
    * or ERR_SERIALIZATION for what it cannot read.
    */
-  decode(delivery: Pick<Delivery, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>, maxDecodedBytes?: number): TaskMessage;
+  decode(delivery: Pick<Incoming, 'body' | 'headers' | 'parsedBody'>, accept: ReadonlySet<string>, maxDecodedBytes?: number): TaskMessage;
 }
 
 /** celeriac's own wire format: Celery protocol v2 fields, only those that are set. */

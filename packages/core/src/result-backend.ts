@@ -1,4 +1,4 @@
-import type { PreparedResultWrite } from './broker.js';
+import type { PreparedResultWrite } from './transport/adapter.js';
 import type { SerializedError } from './errors.js';
 
 export const TaskState = {
@@ -76,7 +76,8 @@ export interface ResultBackend {
   takeTokens?(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }>;
   /**
    * Set when `prepareSet` is available: names the server (and database) the backend writes to, so a
-   * broker on the same one can store a result together with its ack (see `Broker.resultWriteTarget`).
+   * transport on the same one can store a result together with its ack (see `SettleAdapter.resultWriteTarget`
+   * in `@celeriac/core/transport`).
    */
   readonly writeTarget?: string | undefined;
   /** Describe `set(taskId, meta, opts)` as a write a transport can run together with its ack. */

@@ -1,17 +1,19 @@
-import { SETTLED, takeOrNext, type Delivery } from './broker.js';
+import { AsyncResource } from 'node:async_hooks';
+import type { Delivery } from './broker.js';
+import { SETTLED, type KitConsumer, type KitDelivery } from './transport/kit.js';
 import type { AnyTask, App, ControlMessage } from './app.js';
 import { CONTROL_CHANNEL } from './app.js';
 import { CanvasRunner } from './canvas.js';
 import { ThreadPool, ThreadTaskError } from './thread-pool.js';
 import { EventPublisher } from './monitor.js';
 import { context, contextFromTraceparent, endSpan, startReceiveSpan, startRunSpan, trace, tracingActive } from './tracing.js';
-import { CLOSE_GRACE_MS, settleWithin, sleep, type TimerHandle } from './clock.js';
+import { CLOSE_GRACE_MS, settleWithin, type TimerHandle } from './clock.js';
 import { RetryRequest, taskStorage, type TaskContext } from './context.js';
 import { CeleriacError, ErrorCode, isCeleriacError, serializeError, UnrecoverableError, type SerializedError } from './errors.js';
 import type { TaskEventBase } from './events.js';
 import type { GuardedBroker } from './guard.js';
 import { newId, newMessageId } from './ids.js';
-import { LinkedList } from './linked-list.js';
+import { LinkedList } from './transport/linked-list.js';
 import type { TaskMessage } from './message.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import { backoffDelayMs, matchesAny } from './retry.js';
@@ -66,11 +68,6 @@ export interface CloseReport {
   abandoned: number;
 }
 
-interface Held {
-  readonly delivery: Delivery;
-  readonly queue: string;
-}
-
 /** A delivery being processed. Its AbortController is made only when someone needs the signal. */
 class Running {
   /** Links of the worker's list of running tasks. */
@@ -83,7 +80,7 @@ class Running {
   private ac: AbortController | undefined;
 
   constructor(
-    readonly delivery: Delivery,
+    readonly delivery: KitDelivery,
     readonly queue: string,
   ) {}
 
@@ -172,15 +169,16 @@ export class Worker {
   private combine = false;
   private canvas!: CanvasRunner;
   private threads: ThreadPool | undefined;
-  private readonly consumeAbort = new AbortController();
-  private readonly buffer: Held[] = [];
-  private bufferHead = 0;
+  /** One kit consumer per queue; prefetched deliveries wait in their buffers until a handler slot frees. */
+  private readonly consumers: KitConsumer[] = [];
+  /** The consumer `fill` looks at first: queues take turns, so none starves another. */
+  private turn = 0;
+  private fillQueued = false;
   private readonly running = new LinkedList<Running>();
   /** Revoked task ids this worker knows of, with when it may forget them. */
   private readonly revoked = new Map<string, number>();
   /** True while `revoked` is complete: subscribed to revoke broadcasts, then listed the backend's set. */
   private revokedComplete = false;
-  private readonly pumps: Promise<void>[] = [];
   private unsubscribeControl: (() => Promise<void>) | undefined;
   private publisher: EventPublisher | undefined;
   private readonly unlisten: (() => void)[] = [];
@@ -212,7 +210,9 @@ export class Worker {
 
   /** Unacked deliveries this worker holds now (running plus prefetched). */
   get held(): number {
-    return this.running.size + (this.buffer.length - this.bufferHead);
+    let buffered = 0;
+    for (const c of this.consumers) buffered += c.buffered;
+    return this.running.size + buffered;
   }
 
   /** Handlers running now (at most `concurrency`). */
@@ -234,10 +234,6 @@ export class Worker {
     const broker = await this.app.getBroker();
     this.broker = broker;
     this.backend = await this.app.getResultBackend();
-    this.combine =
-      broker.resultWriteTarget !== undefined &&
-      this.backend?.prepareSet !== undefined &&
-      this.backend.writeTarget === broker.resultWriteTarget;
     this.canvas = new CanvasRunner(this.app, this.backend);
     for (const t of this.app.tasks.values()) {
       if (t.options.rateLimit !== undefined && this.backend?.takeTokens === undefined) {
@@ -269,8 +265,14 @@ export class Worker {
     const n = this.queues.length;
     this.queues.forEach((q, i) => {
       const share = Math.floor(this.prefetch / n) + (i < this.prefetch % n ? 1 : 0);
-      this.pumps.push(this.pump(broker, q, share));
+      const c = broker.consume(q, { prefetch: share });
+      c.readAhead();
+      this.consumers.push(c);
     });
+    // Every consumer comes from one broker connection: where one can store results with its acks, all can.
+    const target = this.consumers[0]?.resultWriteTarget;
+    this.combine = target !== undefined && this.backend?.prepareSet !== undefined && this.backend.writeTarget === target;
+    this.fill();
     this.armHeartbeat();
     this.app.events.emit('worker:ready', {
       ...this.workerBase(),
@@ -333,37 +335,45 @@ export class Worker {
     }
   }
 
-  private async pump(broker: GuardedBroker, queue: string, prefetch: number): Promise<void> {
-    const signal = this.consumeAbort.signal;
-    while (!signal.aborted) {
-      const it = broker.consume(queue, { prefetch, signal })[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          const next = takeOrNext(it);
-          const d = next instanceof Promise ? await next : next;
-          if (d === undefined) return;
-          if (this.closing !== undefined) {
-            await this.giveBack(d, queue);
-            continue;
-          }
-          this.dispatch(d, queue);
-        }
-      } catch (err) {
-        await it.return?.()?.catch(() => undefined);
-        if (signal.aborted) return;
-        this.app.events.emit('broker:error', { error: serializeError(err) });
-        this.app.logger.warn('consume failed; retrying', { queue, error: String(err) });
-        await sleep(this.app.clock, 1000, signal).catch(() => undefined);
+  /**
+   * Run buffered deliveries while handler slots are free, taking from the queues in turn; when none is
+   * buffered, ask each consumer to call back once one arrives. No promise per delivery: the consumers'
+   * buffers are the prefetch, and a slot freed takes the next one synchronously.
+   */
+  private fill(): void {
+    const cs = this.consumers;
+    const n = cs.length;
+    while (this.handlers < this.concurrency && this.closing === undefined) {
+      let d: KitDelivery | undefined;
+      for (let i = 0; i < n && d === undefined; i++) {
+        const c = cs[this.turn]!;
+        this.turn = this.turn + 1 === n ? 0 : this.turn + 1;
+        d = c.takeSync();
       }
+      if (d === undefined) {
+        for (const c of cs) c.whenReady(this.wake);
+        return;
+      }
+      this.run(d, d.queue);
     }
   }
 
-  private dispatch(d: Delivery, queue: string): void {
-    if (this.handlers < this.concurrency) this.run(d, queue);
-    else this.buffer.push({ delivery: d, queue });
-  }
+  /**
+   * A consumer has a delivery again: fill in a microtask of the worker's own async context, not on the
+   * stack (and in the context) of whoever made it ready — a producer's publish, on the memory broker.
+   */
+  private readonly wake = AsyncResource.bind(() => {
+    if (this.fillQueued) return;
+    this.fillQueued = true;
+    queueMicrotask(this.fillSoon);
+  });
 
-  private run(d: Delivery, queue: string): void {
+  private readonly fillSoon = (): void => {
+    this.fillQueued = false;
+    this.fill();
+  };
+
+  private run(d: KitDelivery, queue: string): void {
     const r = new Running(d, queue);
     this.running.add(r);
     this.handlers++;
@@ -423,15 +433,7 @@ export class Worker {
   }
 
   private next(): void {
-    while (this.handlers < this.concurrency && this.bufferHead < this.buffer.length && this.closing === undefined) {
-      const h = this.buffer[this.bufferHead]!;
-      this.buffer[this.bufferHead++] = undefined as unknown as Held;
-      if (this.bufferHead > 256 && this.bufferHead * 2 > this.buffer.length) {
-        this.buffer.splice(0, this.bufferHead);
-        this.bufferHead = 0;
-      }
-      this.run(h.delivery, h.queue);
-    }
+    this.fill();
     if (this.running.size === 0) {
       const ws = this.idleWaiters;
       this.idleWaiters = [];
@@ -656,7 +658,7 @@ export class Worker {
    * (`SETTLED`) is not waited for; a failed one is reported and the task still counts as succeeded.
    */
   private ackSuccess(
-    d: Delivery,
+    d: KitDelivery,
     msg: TaskMessage,
     base: TaskEventBase,
     combined: boolean,
@@ -840,20 +842,6 @@ export class Worker {
     await d.ack();
   }
 
-  /** Give a prefetched delivery back at shutdown (see `republish`). */
-  private async giveBack(d: Delivery, queue: string): Promise<boolean> {
-    try {
-      await this.republish(d, queue);
-      this.givenBack++;
-      return true;
-    } catch (err) {
-      this.app.logger.warn('could not give a delivery back; the broker will redeliver it', { error: String(err) });
-      return false;
-    }
-  }
-
-  private givenBack = 0;
-
   /** Resolves when no handler is running (or after `timeoutMs`). */
   private waitIdle(timeoutMs: number): Promise<boolean> {
     if (this.running.size === 0) return Promise.resolve(true);
@@ -888,16 +876,17 @@ export class Worker {
     const stopBy = clock.now() + half;
     const within = (p: Promise<unknown>, by: number) => settleWithin(p, by - clock.now(), clock);
     await within(this.started ?? Promise.resolve(), stopBy);
-    this.consumeAbort.abort(new CeleriacError(ErrorCode.CLOSED, 'worker closing'));
     if (this.heartbeat !== undefined) clock.clearTimeout(this.heartbeat);
-    await within(Promise.all(this.pumps), stopBy);
-    const pending = this.buffer.slice(this.bufferHead);
-    this.buffer.length = 0;
-    this.bufferHead = 0;
-    let abandoned = 0;
-    for (const h of pending) {
-      if (!(await within(this.giveBack(h.delivery, h.queue), stopBy))) abandoned++;
-    }
+    // Stop consuming: what the consumers prefetched and no handler started goes back, uncounted.
+    let prefetched = 0;
+    for (const c of this.consumers) prefetched += c.buffered;
+    const stopping = Promise.all(this.consumers.map((c) => c.close()));
+    let givenBack = 0;
+    void stopping.then((counts) => {
+      for (const n of counts) givenBack += n;
+    });
+    await within(stopping, stopBy);
+    let abandoned = prefetched - givenBack;
     const idle = await this.waitIdle(timeoutMs);
     const doneBy = clock.now() + half;
     if (!idle) {
@@ -913,7 +902,7 @@ export class Worker {
     await within(this.unsubscribeControl?.().catch(() => undefined) ?? Promise.resolve(), doneBy);
     await within(this.threads?.close() ?? Promise.resolve(), doneBy);
     this.app.forgetWorker(this);
-    const report: CloseReport = { givenBack: this.givenBack, abandoned };
+    const report: CloseReport = { givenBack, abandoned };
     this.app.events.emit('worker:offline', { ...this.workerBase(), ...report });
     for (const off of this.unlisten.splice(0)) off();
     await within(this.publisher?.close() ?? Promise.resolve(), doneBy);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Coalescer } from '../src/coalescer.js';
+import { Coalescer } from '../src/transport/coalescer.js';
 
 describe('Coalescer', () => {
   it('turns calls of one turn of the event loop into one batch, each caller getting its own result', async () => {

@@ -12,9 +12,8 @@ import {
   type ResultMeta,
   type UrlOptions,
   type WaitOptions,
-  type PreparedResultWrite,
-  Coalescer,
 } from '@celeriac/core';
+import { type PreparedResultWrite, Coalescer } from '@celeriac/core/transport';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { decodeMeta, encodeMeta, ttlArg } from './codec.js';
 import { resolveOptions, type RedisResultBackendOptions, type ResolvedResultBackendOptions } from './options.js';

@@ -3,7 +3,6 @@ import {
   CeleriacError,
   CLOSE_GRACE_MS,
   settleWithin,
-  encodeHeaderFrame,
   ErrorCode,
   silentLogger,
   systemClock,
@@ -23,13 +22,22 @@ import {
   type QueueStats,
   type UrlOptions,
 } from '@celeriac/core';
+import { encodeHeaderFrame } from '@celeriac/core/transport';
 import { AmqpBroadcast } from './broadcast.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
 import { delayRoutingKey, planDelay, queueWord } from './delay-plan.js';
 import { deathOf, FRAME_TYPE, H, readMessage, userHeaders } from './headers.js';
 import { errText, Link } from './link.js';
 import { driverUrl, optionsFromUrl, resolveOptions, type AmqpBrokerOptions, type ResolvedOptions } from './options.js';
-import { delayExchangeTopology, levelTopology, Names, prefixTopology, queueTopology, type Declaration, type QueueType } from './topology.js';
+import {
+  delayExchangeTopology,
+  levelTopology,
+  Names,
+  prefixTopology,
+  queueTopology,
+  type Declaration,
+  type QueueType,
+} from './topology.js';
 
 /** Code of the error a declaration gets when RabbitMQ refuses it (an existing queue with other arguments). */
 export const ERR_TOPOLOGY = 'ERR_TOPOLOGY';

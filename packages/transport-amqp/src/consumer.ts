@@ -1,5 +1,6 @@
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
-import { CeleriacError, ErrorCode, LinkedList, SETTLED, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
+import { CeleriacError, ErrorCode, type Clock, type Delivery, type Headers, type NackOptions, type TimerHandle } from '@celeriac/core';
+import { LinkedList, SETTLED } from '@celeriac/core/transport';
 import { AckBatcher, type AckEntry } from './ack-batcher.js';
 import { H, intHeader, readMessage } from './headers.js';
 import { errText, type Link } from './link.js';

@@ -1,4 +1,5 @@
-import { decodeHeaderFrame, type HeaderValue, type Headers } from '@celeriac/core';
+import { type HeaderValue, type Headers } from '@celeriac/core';
+import { decodeHeaderFrame } from '@celeriac/core/transport';
 import type { MessageProperties } from 'amqplib';
 
 /** Headers the transport keeps for itself; stripped from `Delivery.headers`. */

@@ -1,5 +1,6 @@
 import type { ConfirmChannel, Message, Options } from 'amqplib';
-import { CeleriacError, ErrorCode, LinkedList, type Clock, type TimerHandle } from '@celeriac/core';
+import { CeleriacError, ErrorCode, type Clock, type TimerHandle } from '@celeriac/core';
+import { LinkedList } from '@celeriac/core/transport';
 
 /** Code of the error a publish gets when RabbitMQ returned it as unroutable (`mandatory`). */
 export const ERR_UNROUTABLE = 'ERR_UNROUTABLE';

@@ -1,6 +1,6 @@
 import type { MessageProperties } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { encodeHeaderFrame as encodeFrame } from '@celeriac/core';
+import { encodeHeaderFrame as encodeFrame } from '@celeriac/core/transport';
 import { FRAME_TYPE, readMessage } from '../src/headers.js';
 
 const props = (over: Partial<MessageProperties>): MessageProperties => ({ headers: {}, ...over }) as MessageProperties;

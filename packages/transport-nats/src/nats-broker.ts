@@ -1,7 +1,6 @@
 import {
   CeleriacError,
   ErrorCode,
-  LinkedList,
   silentLogger,
   type Broadcast,
   type Broker,
@@ -19,6 +18,7 @@ import {
   type QueueStats,
   type UrlOptions,
 } from '@celeriac/core';
+import { LinkedList } from '@celeriac/core/transport';
 import {
   AckPolicy,
   DeliverPolicy,

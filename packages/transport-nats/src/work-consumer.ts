@@ -1,4 +1,5 @@
-import { SETTLED, type Delivery, type Headers, type LinkedList, type NackOptions } from '@celeriac/core';
+import { type Delivery, type Headers, type NackOptions } from '@celeriac/core';
+import { SETTLED, type LinkedList } from '@celeriac/core/transport';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { decodeFrame, type Envelope, type Frame } from './frame.js';
 import { ACK, MSG_ID_HEADER, NAK, WPI, ackDelivered, parseAckSubject } from './jetstream-publish.js';

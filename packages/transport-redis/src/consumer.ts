@@ -1,20 +1,40 @@
-import type { Delivery } from '@celeriac/core';
+import type { Headers, NackOptions } from '@celeriac/core';
+import { decodeHeaderFrame, type Incoming, type PreparedResultWrite, type PullAdapter } from '@celeriac/core/transport';
+import { CeleriacError, ErrorCode } from '@celeriac/core';
 import { unpackClaimed } from './codec.js';
-import { RedisDelivery, type SettleListener } from './delivery.js';
-import type { QueueHandle } from './queue.js';
+import { NackMode, type QueueHandle } from './queue.js';
 import type { RedisClient } from './scripts.js';
+
+/** The result write this transport runs with an ack: result-redis's (see lua/ack-result.lua). */
+export const RESULT_WRITE_KIND = 'redis-set-result';
 
 /** What a consumer needs from its broker. */
 export interface ConsumerHost {
   readonly claimBatch: number;
   readonly blockTimeoutMs: number;
+  /** Where `ackWithResult` writes (undefined on a cluster: a task's result may live on another node). */
+  readonly resultWriteTarget: string | undefined;
   /** A new connection for blocking waits (a blocked connection cannot run other commands). */
   createBlockingClient(): RedisClient;
-  /** Report a connection problem (the consumer keeps retrying by itself). */
+  /** Report a problem no caller can be told of (the consumer carries on). */
   report(err: unknown): void;
-  /** A delivery was handed out / settled: the broker gives back what is still held at close. */
-  hold(d: RedisDelivery): void;
-  forget(d: RedisDelivery): void;
+}
+
+/** One claimed message. Its active member (with the claim's token) fences every settle. */
+export class RedisMessage implements Incoming {
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+
+  constructor(
+    readonly member: string,
+    readonly id: string,
+    readonly deliveries: number,
+    payload: Buffer,
+  ) {
+    const { headers, body } = decodeHeaderFrame(payload);
+    this.headers = headers;
+    this.body = body;
+  }
 }
 
 /** Longest a timer for a delayed message or lease waits before re-checking (setTimeout caps at ~24.8 days). */
@@ -23,225 +43,79 @@ const MAX_TIMER_MS = 3_600_000;
 const BLOCK_WATCHDOG_MS = 5_000;
 
 /**
- * One consume() iteration. A background loop claims up to `claimBatch` deliveries per script call
- * while the prefetch budget has room. When the queue is drained it blocks (BZPOPMIN on the queue's
- * marker, on its own connection, bounded by `blockTimeoutMs`) and arms a timer for the earliest
- * delayed message or lease the claim script reported — no busy poll. Errors are reported and
- * retried with backoff; the loop only ends when the signal aborts or the broker closes.
+ * One queue's consumer as a pull adapter on the kit. A claim runs lua/claim.lua (promote due delays,
+ * recover expired leases, claim up to `claimBatch`); when it comes back short, the next one first waits
+ * for the queue's marker (BZPOPMIN on a connection of its own, bounded by `blockTimeoutMs`) or for a
+ * timer at the earliest delayed message or lease the script reported — no busy poll.
  */
-export class RedisConsumer implements AsyncIterator<Delivery>, SettleListener {
-  private readonly buffer: RedisDelivery[] = [];
-  private bufferHead = 0;
-  /** Handed out and not settled. */
-  private unsettled = 0;
-  private done = false;
-  private pendingNext: ((r: IteratorResult<Delivery>) => void) | undefined;
-  private sleeping: 'room' | 'ready' | undefined;
-  private wakeUp: (() => void) | undefined;
-  private woken = false;
-  private sweepDue = false;
-  private timer: NodeJS.Timeout | undefined;
+export class RedisAdapter implements PullAdapter<RedisMessage> {
+  readonly resultWriteTarget: string | undefined;
   private blocker: RedisClient | undefined;
-  private blocking = false;
-  private failures = 0;
-  private cancelPause: (() => void) | undefined;
-  private readonly onAbort = () => this.finish();
-  readonly ended: Promise<void>;
+  /** The last claim came back short: the queue was drained, so wait before claiming again. */
+  private drained = false;
+  private nextDueMs = -1;
 
   constructor(
     private readonly host: ConsumerHost,
     private readonly queue: QueueHandle,
-    private readonly prefetch: number,
-    private readonly signal: AbortSignal | undefined,
   ) {
-    if (signal?.aborted === true) this.done = true;
-    else signal?.addEventListener('abort', this.onAbort, { once: true });
-    this.ended = this.run();
+    this.resultWriteTarget = host.resultWriteTarget;
   }
 
-  private get buffered(): number {
-    return this.buffer.length - this.bufferHead;
-  }
-
-  next(): Promise<IteratorResult<Delivery>> {
-    if (this.done) return this.ended.then(() => ({ done: true, value: undefined }));
-    if (this.bufferHead < this.buffer.length) return Promise.resolve({ done: false, value: this.handOut() });
-    return new Promise((resolve) => {
-      this.pendingNext = resolve;
-    });
-  }
-
-  /** A buffered delivery without a promise (core's fast path), or undefined when `next()` must wait. */
-  takeSync(): Delivery | undefined {
-    if (this.done || this.pendingNext !== undefined || this.bufferHead >= this.buffer.length) return undefined;
-    return this.handOut();
-  }
-
-  async return(): Promise<IteratorResult<Delivery>> {
-    this.finish();
-    await this.ended;
-    return { done: true, value: undefined };
-  }
-
-  /** Stop claiming; the loop gives back whatever it claimed and had not handed out. */
-  finish(): void {
-    if (this.done) return;
-    this.done = true;
-    this.signal?.removeEventListener('abort', this.onAbort);
-    this.cancelPause?.();
-    this.wake();
-    this.dropBlocker();
-  }
-
-  settled(d: RedisDelivery): void {
-    this.unsettled--;
-    this.host.forget(d);
-    if (this.sleeping === 'room') this.wake();
-  }
-
-  private handOut(): RedisDelivery {
-    const d = this.buffer[this.bufferHead]!;
-    this.buffer[this.bufferHead++] = undefined as unknown as RedisDelivery;
-    if (this.bufferHead === this.buffer.length) {
-      this.buffer.length = 0;
-      this.bufferHead = 0;
+  async claim(max: number, signal: AbortSignal): Promise<readonly RedisMessage[]> {
+    if (this.drained) {
+      await this.waitReady(signal);
+      if (signal.aborted) return [];
     }
-    this.unsettled++;
-    this.host.hold(d);
-    return d;
-  }
-
-  private wake(): void {
-    const w = this.wakeUp;
-    if (w === undefined) {
-      this.woken = true;
-      return;
-    }
-    this.wakeUp = undefined;
-    this.sleeping = undefined;
-    w();
-  }
-
-  private sleep(reason: 'room' | 'ready'): Promise<void> {
-    if (this.woken || this.done) {
-      this.woken = false;
-      return Promise.resolve();
-    }
-    this.sleeping = reason;
-    return new Promise((resolve) => {
-      this.wakeUp = resolve;
-    });
-  }
-
-  private async run(): Promise<void> {
-    await Promise.resolve();
-    while (!this.done) {
-      const want = Math.max(0, Math.min(this.host.claimBatch, this.prefetch - this.unsettled - this.buffered));
-      if (want === 0 && !this.sweepDue) {
-        await this.sleep('room');
-        continue;
-      }
-      this.sweepDue = false;
-      this.woken = false;
-      let reply: (number | Buffer)[];
-      try {
-        reply = await this.queue.claim(want);
-        this.failures = 0;
-      } catch (err) {
-        if (this.done) break;
-        this.host.report(err);
-        await this.pause(Math.min(5_000, 100 * 2 ** Math.min(this.failures++, 6)));
-        this.sweepDue = true;
-        continue;
-      }
-      const got = this.accept(reply);
-      if (this.done) break;
-      if (want > 0 && got >= want) continue;
-      if (want > 0) this.block();
-      await this.sleep(want > 0 ? 'ready' : 'room');
-    }
-    await this.cleanUp();
-  }
-
-  /** Turn a claim reply into deliveries; returns how many were claimed. */
-  private accept(reply: (number | Buffer)[]): number {
+    const want = Math.min(max, this.host.claimBatch);
+    const reply = await this.queue.claim(want);
+    this.nextDueMs = reply[1] as number;
+    const out: RedisMessage[] = [];
     const token = reply[0] as number;
-    const nextDueMs = reply[1] as number;
-    let n = 0;
     for (const { priority, deliveries, id, payload } of unpackClaimed(reply[2] as Buffer)) {
       const member = `${token}|${priority}|${deliveries}|${id}`;
-      let d: RedisDelivery;
       try {
-        d = new RedisDelivery(this.queue, this, member, id, deliveries, payload);
+        out.push(new RedisMessage(member, id, deliveries, payload));
       } catch (err) {
-        // An undecodable stored message: dead-letter it rather than hand it out or lose it.
-        this.host.report(err);
-        this.queue.nack(member, 'x', `ERR_SERIALIZATION: undecodable stored message: ${err instanceof Error ? err.message : String(err)}`).catch((e: unknown) => this.host.report(e));
-        continue;
+        // A payload this layout cannot read: dead-letter it rather than hand it out or lose it.
+        const reason = `ERR_SERIALIZATION: undecodable stored message: ${err instanceof Error ? err.message : String(err)}`;
+        this.queue.nack(member, NackMode.DEAD, reason).catch((e: unknown) => this.host.report(e));
       }
-      n++;
-      this.buffer.push(d);
     }
-    if (this.done) return n;
-    const resolve = this.pendingNext;
-    if (resolve !== undefined && this.bufferHead < this.buffer.length) {
-      this.pendingNext = undefined;
-      resolve({ done: false, value: this.handOut() });
-    }
-    this.armTimer(nextDueMs);
-    return n;
+    this.drained = out.length < want;
+    return out;
   }
 
-  private armTimer(nextDueMs: number): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (nextDueMs < 0) return;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.sweepDue = true;
-        this.wake();
-      },
-      Math.min(MAX_TIMER_MS, nextDueMs + 2),
-    );
-  }
-
-  /** Block for the queue's marker on the dedicated connection, unless a wait is already out. */
-  private block(): void {
-    if (this.blocking || this.done) return;
-    this.blocking = true;
-    const client = (this.blocker ??= this.host.createBlockingClient());
-    let watchdog: NodeJS.Timeout | undefined;
-    const wait = client.bzpopmin(this.queue.keys.marker, this.host.blockTimeoutMs / 1000);
-    const guard = new Promise<'hung'>((resolve) => {
-      watchdog = setTimeout(() => resolve('hung'), this.host.blockTimeoutMs + BLOCK_WATCHDOG_MS);
-    });
-    Promise.race([wait, guard])
-      .then(
-        (r) => {
-          if (r === 'hung') {
-            // The connection did not answer a bounded wait: replace it, so a wedged socket cannot
-            // hold the consumer across a reconnect.
-            if (this.blocker === client) this.dropBlocker();
-          }
-          return undefined;
-        },
-        (err: unknown) => {
-          if (!this.done) this.host.report(err);
-          if (this.blocker === client) this.dropBlocker();
-          // Do not spin on a failing connection; the main loop's claims carry on meanwhile.
-          return this.done ? undefined : new Promise<void>((r) => setTimeout(r, 500).unref());
-        },
-      )
-      .finally(() => {
+  /** Until the queue's marker is set, the next due time passes, `blockTimeoutMs` runs out or `signal` aborts. */
+  private waitReady(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const client = (this.blocker ??= this.host.createBlockingClient());
+      const timer = this.nextDueMs >= 0 ? setTimeout(done, Math.min(MAX_TIMER_MS, this.nextDueMs + 2)) : undefined;
+      // The connection did not answer a bounded wait: replace it, so a wedged socket cannot hold the consumer.
+      const watchdog = setTimeout(() => {
+        if (this.blocker === client) this.dropBlocker();
+        done();
+      }, this.host.blockTimeoutMs + BLOCK_WATCHDOG_MS);
+      const onAbort = () => {
+        this.dropBlocker(); // ends a blocked BZPOPMIN at once
+        done();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      function done(): void {
         clearTimeout(watchdog);
-        this.blocking = false;
-        // A marker, a timeout or an error: re-check (promote, recover, claim) either way.
-        this.sweepDue = true;
-        this.wake();
-      })
-      .catch(() => undefined);
-    wait.catch(() => undefined);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }
+      client.bzpopmin(this.queue.keys.marker, this.host.blockTimeoutMs / 1000).then(done, (err: unknown) => {
+        if (signal.aborted) return done();
+        this.host.report(err);
+        if (this.blocker === client) this.dropBlocker();
+        // Do not spin on a failing connection; claims carry on meanwhile.
+        setTimeout(done, 500).unref();
+      });
+    });
   }
 
   private dropBlocker(): void {
@@ -250,30 +124,41 @@ export class RedisConsumer implements AsyncIterator<Delivery>, SettleListener {
     b?.disconnect();
   }
 
-  /** Wait `ms`, or less if the consumer finishes meanwhile. */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
-        resolve();
-      }
-      this.cancelPause = done;
-    }).finally(() => {
-      this.cancelPause = undefined;
-    });
+  // ack is on every task's path: a plain promise chain, no extra async frame.
+  ack(m: RedisMessage): Promise<void> {
+    return this.queue.ack(m.member);
   }
 
-  private async cleanUp(): Promise<void> {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.dropBlocker();
-    const left = this.buffer.slice(this.bufferHead);
-    this.buffer.length = 0;
-    this.bufferHead = 0;
-    await Promise.all(left.map((d) => d.giveBack(false).catch((err: unknown) => this.host.report(err))));
-    const resolve = this.pendingNext;
-    this.pendingNext = undefined;
-    resolve?.({ done: true, value: undefined });
+  ackWithResult(m: RedisMessage, write: PreparedResultWrite): Promise<void> {
+    if (write.kind !== RESULT_WRITE_KIND || write.keys.length !== 1 || write.args.length !== 3) {
+      // Thrown, not rejected: the kit then keeps the delivery held (see SettleAdapter.ackWithResult).
+      throw new CeleriacError(ErrorCode.UNSUPPORTED, `the Redis broker cannot run a "${write.kind}" result write`);
+    }
+    return this.queue.ackWithResult(m.member, write);
   }
+
+  nack(m: RedisMessage, opts: NackOptions): Promise<void> {
+    if (!opts.requeue) return this.queue.nack(m.member, NackMode.DEAD, opts.reason ?? 'rejected');
+    const delay = opts.delayMs === undefined ? 0 : Math.ceil(opts.delayMs);
+    return delay > 0 ? this.queue.nack(m.member, NackMode.DELAY, delay) : this.queue.nack(m.member, NackMode.REQUEUE);
+  }
+
+  extend(m: RedisMessage): Promise<void> {
+    return this.queue.extend(m.member);
+  }
+
+  /** Counted: as after a crash, at once. Uncounted (never handed out): the delivery count is taken back. */
+  release(ms: readonly RedisMessage[], counted: boolean): Promise<void> {
+    const mode = counted ? NackMode.REQUEUE : NackMode.UNCLAIM;
+    return Promise.all(ms.map((m) => this.queue.nack(m.member, mode).catch(ignoreStale))).then(() => undefined);
+  }
+
+  stop(): void {
+    this.dropBlocker();
+  }
+}
+
+/** A give-back of a message whose lease ran out meanwhile: it is back in the queue already. */
+function ignoreStale(err: unknown): void {
+  if (!(err instanceof CeleriacError && err.code === ErrorCode.STALE_DELIVERY)) throw err;
 }

@@ -1,4 +1,5 @@
-import { CeleriacError, Coalescer, encodeHeaderFrame, ErrorCode, type OutgoingMessage, type PreparedResultWrite, type PublishOptions, type QueueStats } from '@celeriac/core';
+import { CeleriacError, ErrorCode, type OutgoingMessage, type PublishOptions, type QueueStats } from '@celeriac/core';
+import { Coalescer, encodeHeaderFrame, type PreparedResultWrite } from '@celeriac/core/transport';
 import { delayArg, packPublishes, type PackedPublish } from './codec.js';
 import { queueKeys, type QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';

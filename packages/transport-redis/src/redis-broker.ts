@@ -1,34 +1,33 @@
 import {
-  CeleriacError,
-  CLOSE_GRACE_MS,
-  decodeHeaderFrame,
-  settleWithin,
-  ErrorCode,
-  LinkedList,
-  serverTarget,
-  silentLogger,
-  wrapError,
   type Broadcast,
   type Broker,
   type BrokerCapabilities,
   type BrokerEvent,
   type BrokerEventSource,
+  CeleriacError,
+  type Clock,
+  CLOSE_GRACE_MS,
   type ConsumeOptions,
   type DeadLetter,
   type DeadLetterOptions,
   type DeadLetters,
   type Delivery,
+  ErrorCode,
   type FactoryContext,
   type Headers,
   type Logger,
   type OutgoingMessage,
   type PublishOptions,
   type QueueStats,
+  serverTarget,
+  settleWithin,
+  silentLogger,
   type UrlOptions,
+  wrapError,
 } from '@celeriac/core';
+import { ConsumerKit, decodeHeaderFrame } from '@celeriac/core/transport';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { RedisConsumer, type ConsumerHost } from './consumer.js';
-import type { RedisDelivery } from './delivery.js';
+import { RedisAdapter, type ConsumerHost } from './consumer.js';
 import { broadcastChannel } from './keys.js';
 import { connectionUrl, resolveOptions, type RedisBrokerOptions, type ResolvedRedisBrokerOptions } from './options.js';
 import { QueueHandle } from './queue.js';
@@ -42,6 +41,8 @@ export interface RedisBrokerConfig extends RedisBrokerOptions {
   redis?: RedisOptions;
   /** @default silent */
   logger?: Logger;
+  /** The clock lease renewals run on (tests freeze it to play a stalled process). @default the system clock */
+  clock?: Clock;
 }
 
 /**
@@ -69,8 +70,8 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   private scripts: Scripts | undefined;
   private subscriber: RedisClient | undefined;
   private readonly queues = new Map<string, QueueHandle>();
-  private readonly consumers = new Set<RedisConsumer>();
-  private readonly held = new LinkedList<RedisDelivery>();
+  /** Consumption: the prefetch bound, settle-once, held deliveries, lease renewal, give-back at close. */
+  private readonly kit: ConsumerKit;
   private readonly blockers = new Set<RedisClient>();
   private readonly listeners = new Set<(e: BrokerEvent) => void>();
   private readonly channels = new Map<string, Set<(body: Uint8Array) => void>>();
@@ -80,7 +81,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   private reportedOutage = false;
 
   constructor(config: RedisBrokerConfig = {}) {
-    const { url, redis, logger, ...opts } = config;
+    const { url, redis, logger, clock, ...opts } = config;
     this.options = resolveOptions(opts);
     this.url = new URL(url ?? 'redis://127.0.0.1:6379');
     this.redisOptions = redis ?? {};
@@ -88,6 +89,11 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     this.visibilityTimeoutMs = this.options.visibilityTimeoutMs;
     // On a cluster a task's queue and its result live on different nodes: one script cannot do both.
     this.resultWriteTarget = this.options.cluster ? undefined : serverTarget('redis', this.url, REDIS_DEFAULTS);
+    this.kit = new ConsumerKit({
+      ...(clock === undefined ? {} : { clock }),
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
+      onError: (err) => this.report(err),
+    });
     this.claimBatch = this.options.claimBatch;
     this.blockTimeoutMs = this.options.blockTimeoutMs;
     this.capabilities = {
@@ -231,15 +237,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
-    return {
-      [Symbol.asyncIterator]: () => {
-        const q = this.queue(queue);
-        const c = new RedisConsumer(this, q, opts.prefetch, opts.signal);
-        this.consumers.add(c);
-        void c.ended.then(() => this.consumers.delete(c));
-        return c;
-      },
-    };
+    return this.kit.consume(queue, new RedisAdapter(this, this.queue(queue)), opts);
   }
 
   /** @internal */
@@ -253,16 +251,6 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     this.blockers.add(client);
     client.once('end', () => this.blockers.delete(client));
     return client;
-  }
-
-  /** @internal */
-  hold(d: RedisDelivery): void {
-    this.held.add(d);
-  }
-
-  /** @internal */
-  forget(d: RedisDelivery): void {
-    this.held.delete(d);
   }
 
   purge(queue: string): Promise<number> {
@@ -413,12 +401,9 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     const by = Date.now() + CLOSE_GRACE_MS * 0.75;
     const within = (p: Promise<unknown>) => settleWithin(p, this.main?.status === 'ready' ? by - Date.now() : 0);
     await within(this.connecting ?? Promise.resolve());
-    const consumers = [...this.consumers];
-    for (const c of consumers) c.finish();
-    await within(Promise.all(consumers.map((c) => c.ended)));
-    const held = [...this.held];
-    this.held.clear();
-    await within(Promise.all(held.map((d) => d.giveBack(true).catch((err: unknown) => this.logger.warn('give back failed', { error: String(err) })))));
+    // Consumers stop (what they buffered goes back uncounted), then what was handed out and not
+    // settled goes back counted, as after a crash but at once. The kit bounds both.
+    await within(this.kit.close());
     await within(Promise.all([...this.queues.values()].map((q) => q.drain())));
     this.channels.clear();
     for (const b of this.blockers) b.disconnect();

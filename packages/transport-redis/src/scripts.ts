@@ -1,4 +1,4 @@
-import { readScriptFiles } from '@celeriac/core';
+import { readScriptFiles } from '@celeriac/core/transport';
 import type { Cluster, Redis } from 'ioredis';
 
 /** A connection the broker runs scripts on: a single node or a cluster. */

@@ -1,4 +1,5 @@
 import { CeleriacError, guardBroker, newId } from '@celeriac/core';
+import { createFakeClock } from '@celeriac/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireServer, serverUrl } from '../../../test/src/servers.js';
@@ -33,14 +34,14 @@ describe.skipIf(!ok)('redis broker specifics', () => {
   });
 
   it('a holder whose lease expired cannot settle or extend the redelivered message (ERR_STALE_DELIVERY)', async () => {
-    const a = await make();
+    const a = await make({ clock: createFakeClock() }); // a stalled process: nothing renews its leases
     const b = await make();
     const q = `q-${newId()}`;
     await a.publish(q, msg('job'));
     const ac = new AbortController();
     const first1 = await first(a.consume(q, { prefetch: 1, signal: ac.signal })[Symbol.asyncIterator]());
     expect(first1.deliveries).toBe(1);
-    // a never renews its lease (no guard): after 500 ms the message is recovered for b.
+    // a never renews its lease: after 500 ms the message is recovered for b.
     const bc = new AbortController();
     const second = await first(b.consume(q, { prefetch: 1, signal: bc.signal })[Symbol.asyncIterator](), 5000);
     expect(dec.decode(second.body)).toBe('job');
@@ -55,7 +56,7 @@ describe.skipIf(!ok)('redis broker specifics', () => {
   });
 
   it('a stale nack changes nothing: the message is not dead-lettered twice or lost', async () => {
-    const a = await make();
+    const a = await make({ clock: createFakeClock() }); // a stalled process: nothing renews its leases
     const b = await make();
     const q = `q-${newId()}`;
     await a.publish(q, msg('job'));
@@ -71,7 +72,7 @@ describe.skipIf(!ok)('redis broker specifics', () => {
   });
 
   it('extend keeps the lease alive past the visibility timeout', async () => {
-    const a = await make();
+    const a = await make({ clock: createFakeClock() }); // a stalled process: nothing renews its leases
     const b = await make();
     const q = `q-${newId()}`;
     await a.publish(q, msg('long'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeHeaderFrame as decodePayload, encodeHeaderFrame as encodePayload } from '@celeriac/core';
+import { decodeHeaderFrame as decodePayload, encodeHeaderFrame as encodePayload } from '@celeriac/core/transport';
 import { activeMember, delayArg, packPublishes, parseActiveMember, unpackClaimed } from '../src/codec.js';
 
 describe('payload codec', () => {

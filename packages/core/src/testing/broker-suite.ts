@@ -1,4 +1,4 @@
-import { takeOrNext, type Broker, type Delivery, type Headers, type OutgoingMessage } from '../broker.js';
+import type { Broker, Delivery, Headers, OutgoingMessage } from '../broker.js';
 import type { Clock } from '../clock.js';
 import type { Protocol } from '../protocol.js';
 import { assertEqual, fail, rejectsWith } from './assert.js';
@@ -66,13 +66,12 @@ class Collector {
   error: unknown;
 
   constructor(broker: GuardedBroker, queue: string, prefetch: number) {
-    const it = broker.consume(queue, { prefetch, signal: this.abort.signal })[Symbol.asyncIterator]();
+    const it = broker.consume(queue, { prefetch, signal: this.abort.signal });
     this.done = (async () => {
       try {
-        // As the worker consumes: what the transport holds through `takeSync`, `next()` to wait.
+        // What the consumer buffered without a promise (as the worker takes), `next()` to wait.
         for (;;) {
-          const next = takeOrNext(it);
-          const d = next instanceof Promise ? await next : next;
+          const d = it.takeSync() ?? (await it.next()).value;
           if (d === undefined) break;
           this.got.push(d);
         }

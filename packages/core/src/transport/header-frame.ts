@@ -1,4 +1,4 @@
-import type { Headers } from './broker.js';
+import type { Headers } from '../broker.js';
 
 /**
  * One buffer holding a message's headers and body: a 4-byte big-endian length, the headers as UTF-8
