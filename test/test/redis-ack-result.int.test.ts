@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { createApp, newId, TaskState, type ResultMeta } from '@celeriac/core';
 import { RedisBroker } from '@celeriac/transport-redis';
 import { RedisResultBackend } from '@celeriac/result-redis';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { code, first } from '../../packages/transport-redis/test/helpers.js';
 
 /**
