@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, retryOnPortClash } from './ports.js';
 import { managedServer, wipe, type PrivateServer } from './private-server.js';
+import { isAnswering } from './servers.js';
 import { startServerProcess, stopServerProcess, waitUntilReady, type ServerProcess } from './server-process.js';
 
 const run = promisify(execFile);
@@ -124,7 +125,8 @@ export interface PrivateRabbitMqServer extends PrivateServer {
 
 /**
  * Start a private RabbitMQ node on free loopback ports with its own data, logs and Erlang cookie
- * (`rabbitMqNodeEnv`). Ready once `rabbitmqctl -n <node> await_startup` succeeds. `stop({ mode:
+ * (`rabbitMqNodeEnv`). Ready once its AMQP port answers and `rabbitmqctl -n <node> await_startup`
+ * succeeds. `stop({ mode:
  * 'fast' })` is `rabbitmqctl stop` (SIGTERM if that fails), `'immediate'` is SIGKILL. The node
  * registers with the machine's epmd (port 4369, loopback), which Erlang starts if none runs.
  */
@@ -147,6 +149,7 @@ async function startOnce(opts: PrivateRabbitMqOptions): Promise<PrivateRabbitMqS
   };
   const dataDir = rabbitMqDataDir(spec);
   const env = rabbitMqNodeEnv(spec);
+  const url = `amqp://guest:guest@127.0.0.1:${port}`;
   const ctl = async (args: readonly string[], o: { timeoutMs?: number } = {}): Promise<string> => {
     const { stdout } = await run(tool('rabbitmqctl'), ['-n', spec.nodeName, ...args], { env, timeout: o.timeoutMs ?? 70_000 });
     return stdout;
@@ -161,7 +164,7 @@ async function startOnce(opts: PrivateRabbitMqOptions): Promise<PrivateRabbitMqS
   return managedServer({
     fields: {
       kind: 'amqp',
-      url: `amqp://guest:guest@127.0.0.1:${port}`,
+      url,
       port,
       dataDir,
       nodeName: spec.nodeName,
@@ -176,11 +179,13 @@ async function startOnce(opts: PrivateRabbitMqOptions): Promise<PrivateRabbitMqS
       if (proc?.alive() === true) return;
       const p = startServerProcess(tool('rabbitmq-server'), [], { env, cwd: root });
       proc = p;
-      // await_startup fails at once while the node has not registered with epmd yet: poll it.
+      // The AMQP listener opens late in the boot: poll it (cheap), then let rabbitmqctl confirm the
+      // node is fully started (each rabbitmqctl run starts an Erlang VM, about a second of CPU).
       await waitUntilReady(
         p,
         `rabbitmq node ${spec.nodeName}`,
         async () => {
+          if (!(await isAnswering('amqp', 500, url))) return false;
           await ctl(['await_startup', '--timeout', '60']);
           return true;
         },

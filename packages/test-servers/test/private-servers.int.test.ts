@@ -127,6 +127,7 @@ describe.skipIf(!requireBinary(rabbitMqServerCommand()))('private RabbitMQ node'
     const rabbit = await startPrivateRabbitMq();
     started.push(rabbit);
     expect(rabbit.port).not.toBe(5672);
+    expect(rabbit.distPort).not.toBe(rabbit.port);
     expect(rabbit.nodeName).toMatch(/^celeriac-\d+@localhost$/);
     let conn = await amqp.connect(rabbit.url);
     let ch = await conn.createConfirmChannel();
@@ -147,5 +148,16 @@ describe.skipIf(!requireBinary(rabbitMqServerCommand()))('private RabbitMQ node'
     await rabbit.close();
     expect(await refuses(rabbit.port)).toBe(true);
     expect(existsSync(rabbit.root)).toBe(false);
-  });
+  }, 120_000);
+
+  it('runs a node with the name, cookie and Erlang arguments it is given (what a local cluster builds on)', async () => {
+    const cookie = 'CELERIACHARNESSCOOKIE';
+    const nodeName = `celeriac-harness-${process.pid}@localhost`; // unique on the machine's epmd
+    const rabbit = await startPrivateRabbitMq({ nodeName, cookie, erlArgs: ['+S', '1:1', '+sbwt', 'none'] });
+    started.push(rabbit);
+    expect(rabbit.nodeName).toBe(nodeName);
+    expect((await rabbit.ctl(['eval', 'erlang:system_info(schedulers).'])).trim()).toBe('1');
+    expect((await rabbit.ctl(['eval', 'erlang:get_cookie().'])).trim()).toBe(`'${cookie}'`);
+    await rabbit.close();
+  }, 120_000);
 });
