@@ -8,7 +8,7 @@ export default defineConfig({
     // integration tests share real servers; files run in parallel, each with its own prefix
     pool: 'forks',
     // starts missing servers with testcontainers when a Docker engine is reachable (never here)
-    globalSetup: ['test/src/global-setup.ts'],
+    globalSetup: ['packages/test-servers/src/global-setup.ts'],
     reporters: ['default', './vitest.summary-reporter.ts'],
   },
 });

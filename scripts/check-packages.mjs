@@ -7,7 +7,9 @@
 //   this script                     bin files are in the tarball and start with a node shebang; run-time
 //                                   assets in src/ (Lua scripts, …: anything not .ts) are in the
 //                                   tarball, under src/ or dist/.
-// Packages without src/index.ts are skipped with one line; one with src/index.ts but no dist/ fails.
+// Packages without src/index.ts, and private ones ("private": true: never published, like the test
+// servers, whose exports point at TypeScript source), are skipped with one line; a publishable one with
+// src/index.ts but no dist/ fails.
 // Usage: node scripts/check-packages.mjs [package-dir …]   (default: every workspace)
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -62,6 +64,7 @@ async function check(dir, scratch) {
   const pkg = readJson(join(dir, 'package.json'));
   const name = pkg.name ?? relative(root, dir);
   if (!existsSync(join(dir, 'src', 'index.ts'))) return { failed: false, text: `skip ${name}: no src/index.ts` };
+  if (pkg.private === true) return { failed: false, text: `skip ${name}: private (not published)` };
   if (!existsSync(join(dir, 'dist'))) return { failed: true, text: `FAIL ${name}: no dist/ (build first: npm run build)` };
   const packed = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], dir);
   if (!packed.ok) return { failed: true, text: `FAIL ${name}: npm pack failed:\n${packed.output}` };

@@ -64,4 +64,18 @@ describe('scripts/check-packages.mjs', () => {
     const r = await runNode(['scripts/check-packages.mjs', dir]);
     expect(r).toMatchObject({ code: 0, stdout: 'skip no-index: no src/index.ts\n' });
   });
+
+  it('skips a private package in one line, though it has src/index.ts and no dist/ (a publishable one fails)', async () => {
+    const dir = join(tmp, 'private-src');
+    mkdirSync(join(dir, 'src'), { recursive: true });
+    writeFileSync(join(dir, 'src/index.ts'), 'export const x = 1;\n');
+    const manifest = { name: 'private-src', version: '0.0.0', type: 'module', exports: { '.': './src/index.ts' } };
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ ...manifest, private: true }));
+    const r = await runNode(['scripts/check-packages.mjs', dir]);
+    expect(r).toMatchObject({ code: 0, stdout: 'skip private-src: private (not published)\n' });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify(manifest));
+    const published = await runNode(['scripts/check-packages.mjs', dir]);
+    expect(published.code).toBe(1);
+    expect(published.stderr).toMatch(/FAIL private-src: no dist\//);
+  });
 });

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { createApp, newId } from '@celeriac/core';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { requirePackage } from '../src/packages.js';
 import { killAllSpawned, requireBuiltCli, runCli, spawnCli } from '../src/spawn.js';
 

@@ -1,8 +1,7 @@
 import { createApp, newId, type App } from '@celeriac/core';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../src/server-process.js';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { freePort, requireServer, serverUrl } from '@celeriac/test-servers';
 import { killAllSpawned, requireBuiltCli, runCli, spawnCli } from '../src/spawn.js';
 import { requirePackage } from '../src/packages.js';
 

@@ -6,7 +6,7 @@ import { createFakeClock } from '@celeriac/core/testing';
 import type { KitDelivery } from '@celeriac/core/transport';
 import { RedisBroker } from '@celeriac/transport-redis';
 import { RedisResultBackend } from '@celeriac/result-redis';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { code, first } from '../../packages/transport-redis/test/helpers.js';
 
 /**

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { chain, chord, createApp, currentTask, group, GroupResult, type App, type Beat } from '@celeriac/core';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 
 /**
  * Issue 8's workflows on real brokers (the memory broker runs the same in core's unit tests):

@@ -1,7 +1,7 @@
 import { brokerSuite } from '@celeriac/core/testing';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { CeleryAmqpBroker } from '../src/celery-amqp-broker.js';
 import { deleteAmqp } from './amqp-helpers.js';
 import { celeryProtocol } from '../src/protocol.js';

@@ -1,5 +1,5 @@
 import { connect } from 'amqplib';
-import { serverUrl } from '../../../test/src/servers.js';
+import { serverUrl } from '@celeriac/test-servers';
 import { LEVELS } from '../src/amqp-delay.js';
 
 /**

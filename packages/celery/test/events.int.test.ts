@@ -2,7 +2,7 @@ import { createApp } from '@celeriac/core';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { sendCeleryEvents } from '../src/celery-events.js';
 import { celeryProtocol } from '../src/protocol.js';
 import { deleteAmqp, deleteExchange } from './amqp-helpers.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { deleteAmqp } from './amqp-helpers.js';
 import { interopSuite } from './interop-scenarios.js';
 import { requirePythonCelery } from './python.js';

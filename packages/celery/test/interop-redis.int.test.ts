@@ -1,4 +1,4 @@
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { describe } from 'vitest';
 import { interopSuite } from './interop-scenarios.js';
 import { requirePythonCelery } from './python.js';

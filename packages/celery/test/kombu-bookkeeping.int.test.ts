@@ -1,6 +1,6 @@
 import { guardBroker, type Delivery, type GuardedBroker } from '@celeriac/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { KombuRedisBroker } from '../src/kombu-redis-broker.js';
 import { requirePythonCelery, runPython } from './python.js';
 import { deleteKeys, redisClient, uniquePrefix } from './redis-helpers.js';

@@ -1,6 +1,6 @@
 import { brokerSuite, resultBackendSuite } from '@celeriac/core/testing';
 import { afterAll, describe, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { CeleryRedisResultBackend } from '../src/celery-result-backend.js';
 import { KombuRedisBroker } from '../src/kombu-redis-broker.js';
 import { celeryProtocol } from '../src/protocol.js';

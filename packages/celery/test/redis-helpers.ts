@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { serverUrl } from '../../../test/src/servers.js';
+import { serverUrl } from '@celeriac/test-servers';
 
 /** A key prefix (kombu's global_keyprefix) unique to one test file. */
 export function uniquePrefix(what: string): string {

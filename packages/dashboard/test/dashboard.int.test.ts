@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { createApp, type App } from '@celeriac/core';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { createDashboard, type Dashboard, type DeadLetterView, type TaskView } from '../src/index.js';
 
 const ok = await requireServer('redis');

@@ -2,7 +2,7 @@ import { resultBackendSuite } from '@celeriac/core/testing';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { createRedisResultBackend } from '../src/index.js';
 
 const ok = await requireServer('redis');

@@ -1,8 +1,7 @@
 import { createApp, newId, TaskState } from '@celeriac/core';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { requireServer } from '../../../test/src/servers.js';
-import { PrivateRedis } from '../../transport-redis/test/private-redis.js';
+import { requireServer, startPrivateRedis } from '@celeriac/test-servers';
 
 const ok = await requireServer('redis');
 
@@ -13,7 +12,7 @@ async function connectedClients(admin: Redis): Promise<number> {
 
 describe.skipIf(!ok)('10,000 get() calls', () => {
   it('leave no subscription and no connection behind once settled (success, failure, timeout)', async () => {
-    const server = await PrivateRedis.start();
+    const server = await startPrivateRedis();
     const admin = new Redis(server.url);
     try {
       const baseline = await connectedClients(admin);
@@ -55,7 +54,7 @@ describe.skipIf(!ok)('10,000 get() calls', () => {
       expect(await connectedClients(admin)).toBe(baseline);
     } finally {
       admin.disconnect();
-      await server.stop();
+      await server.close();
     }
   }, 60_000);
 });

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { guardBroker, newId, type BrokerEvent, type Delivery } from '@celeriac/core';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { AmqpBroker, type QueueType } from '../src/index.js';
 
 const ok = await requireServer('amqp');

@@ -1,7 +1,7 @@
 import { afterAll, describe, it } from 'vitest';
 import { newId } from '@celeriac/core';
 import { brokerSuite } from '@celeriac/core/testing';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { AmqpBroker, type QueueType } from '../src/index.js';
 
 const ok = await requireServer('amqp');

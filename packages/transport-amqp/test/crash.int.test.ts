@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, newId } from '@celeriac/core';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { AmqpBroker } from '../src/index.js';
 
 const ok = await requireServer('amqp');

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { guardBroker, newId } from '@celeriac/core';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { AmqpBroker } from '../src/index.js';
 
 const ok = await requireServer('amqp');

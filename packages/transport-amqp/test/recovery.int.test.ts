@@ -1,10 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
 import { CeleriacError, guardBroker, newId, type BrokerEvent, type Delivery, type GuardedBroker } from '@celeriac/core';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl, startTcpProxy } from '@celeriac/test-servers';
 import { AmqpBroker, ERR_UNROUTABLE, type QueueType } from '../src/index.js';
 import { H } from '../src/headers.js';
-import { TcpProxy, viaPort } from './tcp-proxy.js';
 
 const ok = await requireServer('amqp');
 const url = serverUrl('amqp');
@@ -73,9 +72,9 @@ afterAll(async () => {
 
 describe.skipIf(!ok)('amqp recovery and delivery details', () => {
   it('recovers from a cut connection: publishes are confirmed, consumers resume, stale deliveries refuse to settle', async () => {
-    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5672)).start();
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
     const prefix = prefixFor('quorum');
-    const b = guardBroker(new AmqpBroker(viaPort(url, proxy.port), { prefix, connectTimeoutMs: 5000 }));
+    const b = guardBroker(new AmqpBroker(proxy.urlFor(url), { prefix, connectTimeoutMs: 5000 }));
     const events: BrokerEvent[] = [];
     b.onEvent((e) => events.push(e));
     try {
@@ -130,17 +129,17 @@ describe.skipIf(!ok)('amqp recovery and delivery details', () => {
   });
 
   it('rejects publishes with a retryable ERR_CONNECTION while RabbitMQ stays unreachable, then carries on', async () => {
-    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5672)).start();
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
     const prefix = prefixFor('quorum');
-    const b = guardBroker(new AmqpBroker(viaPort(url, proxy.port), { prefix, connectTimeoutMs: 800 }));
+    const b = guardBroker(new AmqpBroker(proxy.urlFor(url), { prefix, connectTimeoutMs: 800 }));
     try {
       await b.connect();
       const q = queueOf(prefix);
       await b.declareQueue(q);
-      proxy.refuse(true);
+      proxy.refuse();
       proxy.cut();
       await expect(b.publish(q, msg('lost?'))).rejects.toMatchObject({ code: 'ERR_CONNECTION', retryable: true });
-      proxy.refuse(false);
+      proxy.resume();
       await until(() => b.inner instanceof AmqpBroker && b.inner.link.isOpen, 10_000, 'reconnect');
       await b.publish(q, msg('after'));
       const c = drain(b, q);

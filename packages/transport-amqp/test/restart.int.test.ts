@@ -1,24 +1,19 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, isCeleriacError } from '@celeriac/core';
-import { PrivateRabbit } from './private-rabbit.js';
+import { rabbitMqServerCommand, requireBinary, startPrivateRabbitMq, type PrivateRabbitMqServer } from '@celeriac/test-servers';
 
-const available = PrivateRabbit.available();
-if (!available) {
-  const line = 'rabbitmq-server is not installed, so no private node can be started for the restart test';
-  if (process.env['CI'] === 'true') throw new Error(line);
-  process.stderr.write(`skipping the amqp restart test: ${line}\n`);
-}
+const available = requireBinary(rabbitMqServerCommand());
 
 const TASKS = 600;
-let rabbit: PrivateRabbit | undefined;
+let rabbit: PrivateRabbitMqServer | undefined;
 
 afterAll(async () => {
-  await rabbit?.destroy();
+  await rabbit?.close();
 });
 
 describe.skipIf(!available)('amqp broker restart (private RabbitMQ node)', () => {
   it('a worker and a producer ride out a restart of RabbitMQ mid-run and nothing is lost', async () => {
-    rabbit = await PrivateRabbit.start();
+    rabbit = await startPrivateRabbitMq();
     const url = `${rabbit.url}?prefix=restart&connectTimeoutMs=30000`;
     const producer = createApp({ broker: url });
     const workerApp = createApp({ broker: url });

@@ -2,9 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createApp } from '@celeriac/core';
-import { requireBinary } from '../../../test/src/binaries.js';
-import { startPrivateNats, type PrivateNatsServer } from '../../../test/src/private-nats.js';
-import { freePort, retryOnPortClash } from '../../../test/src/server-process.js';
+import { requireBinary, startPrivateNatsCluster, type PrivateNatsCluster, type PrivateNatsServer } from '@celeriac/test-servers';
 import { createNatsBroker } from '../src/index.js';
 import { BOUND, runCrashScenario, TASKS } from './crash-scenario.js';
 import { urlWith } from './helpers.js';
@@ -15,37 +13,25 @@ const BEFORE = 600;
 const AFTER = 400;
 
 interface Cluster {
-  readonly nodes: PrivateNatsServer[];
+  readonly nodes: readonly PrivateNatsServer[];
   /** The first node's URL with `prefix`, `replicas=3`, the other nodes as seeds and these options. */
   url(params?: Record<string, string | number>): string;
 }
 
-/** A fresh 3-node cluster for the enclosing describe (started in its beforeAll, stopped in its afterAll). */
+/** A fresh 3-node cluster for the enclosing describe (started in its beforeAll, closed in its afterAll). */
 function useCluster(prefix: string): Cluster {
-  const nodes: PrivateNatsServer[] = [];
+  let cluster: PrivateNatsCluster | undefined;
+  const nodes = (): readonly PrivateNatsServer[] => {
+    if (cluster === undefined) throw new Error('the cluster is not started');
+    return cluster.nodes;
+  };
   const url = (params: Record<string, string | number> = {}): string =>
-    urlWith({ prefix, replicas: 3, ...params, servers: nodes.slice(1).map((n) => `127.0.0.1:${n.port}`).join(',') }, nodes[0]!.url);
+    urlWith({ prefix, replicas: 3, ...params, servers: nodes().slice(1).map((n) => `127.0.0.1:${n.port}`).join(',') }, nodes()[0]!.url);
 
   beforeAll(async () => {
-    // Fresh route ports on a clash (another process took one between freePort() and the node's bind).
-    await retryOnPortClash(async () => {
-      const clusterPorts = await Promise.all([freePort(), freePort(), freePort()]);
-      const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
-      // All three at once: JetStream in a cluster needs a quorum before any node is healthy.
-      const started = await Promise.allSettled(
-        clusterPorts.map((p) =>
-          startPrivateNats({ args: ['--cluster_name', 'celeriac', '--cluster', `nats://127.0.0.1:${p}`, '--routes', routes] }),
-        ),
-      );
-      const failed = started.find((r) => r.status === 'rejected');
-      if (failed !== undefined) {
-        await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : Promise.resolve())));
-        throw failed.reason;
-      }
-      for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
-    });
-    // Wait for a JetStream meta leader: until then creating streams fails (short request timeout, so a
-    // probe sent before the election does not hold up the next one).
+    // The harness waits for a JetStream meta leader; creating streams may still fail for a moment after
+    // the election (short request timeout, so a probe sent too early does not hold up the next one).
+    cluster = await startPrivateNatsCluster({ size: 3 });
     for (const deadline = Date.now() + 30_000; ; ) {
       const probe = createNatsBroker(new URL(url()), { prefix, replicas: 3, timeoutMs: 2_000 });
       try {
@@ -61,10 +47,15 @@ function useCluster(prefix: string): Cluster {
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
+    await cluster?.close();
   });
 
-  return { nodes, url };
+  return {
+    get nodes() {
+      return nodes();
+    },
+    url,
+  };
 }
 
 /**
@@ -80,11 +71,11 @@ async function killConsumerLeader(nodes: readonly PrivateNatsServer[], stream: s
     for await (const ci of jsm.consumers.list(stream)) consumers.push({ name: `consumer ${ci.name}`, leader: ci.cluster?.leader });
     if (consumers.length !== 1) throw new Error(`expected one consumer on ${stream}: ${JSON.stringify(consumers)}`);
     const leader = consumers[0]!.leader;
-    const node = nodes.find((n) => `celeriac-${n.port}` === leader);
+    const node = nodes.find((n) => n.serverName === leader);
     if (node === undefined) throw new Error(`the leader of ${consumers[0]!.name} (${leader}) is none of the cluster's nodes`);
     const led = [consumers[0]!.name];
     for (const s of [stream, ...also]) if ((await jsm.streams.info(s)).cluster?.leader === leader) led.push(`stream ${s}`);
-    await node.down({ hard: true });
+    await node.stop({ mode: 'immediate' });
     return `node ${leader} (leader of ${led.join(', ')}) killed`;
   } finally {
     await nc.close();
@@ -115,7 +106,7 @@ describe.skipIf(!hasServer)('NATS: a 3-node JetStream cluster on loopback, strea
       const delayed = await task.applyAsync([-1], { countdownMs: 1_500 });
       await worker.start();
       await reachedMidRun;
-      await cluster.nodes[0]!.down({ hard: true });
+      await cluster.nodes[0]!.stop({ mode: 'immediate' });
       const second = await task.applyAsyncBulk(Array.from({ length: AFTER }, (_, i) => [BEFORE + i] as [number]));
       const values = await Promise.all([...first, ...second, delayed].map((r) => r.get({ timeoutMs: 60_000 })));
       expect(values.slice(0, BEFORE + AFTER)).toEqual(Array.from({ length: BEFORE + AFTER }, (_, i) => i));

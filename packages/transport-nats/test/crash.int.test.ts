@@ -1,5 +1,5 @@
 import { afterAll, describe, it } from 'vitest';
-import { requireServer } from '../../../test/src/servers.js';
+import { requireServer } from '@celeriac/test-servers';
 import { runCrashScenario, TASKS } from './crash-scenario.js';
 import { deleteStreams, uniquePrefix, urlWith } from './helpers.js';
 

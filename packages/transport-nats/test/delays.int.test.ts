@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { guardBroker, newId, type Delivery, type GuardedBroker } from '@celeriac/core';
-import { requireServer } from '../../../test/src/servers.js';
+import { requireServer } from '@celeriac/test-servers';
 import { NatsBroker, type NatsBrokerOptions } from '../src/index.js';
 import { deleteStreams, natsUrl, sleep, uniquePrefix } from './helpers.js';
 

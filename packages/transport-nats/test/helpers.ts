@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { serverUrl } from '../../../test/src/servers.js';
+import { serverUrl } from '@celeriac/test-servers';
 
 export const natsUrl = new URL(serverUrl('nats'));
 

@@ -1,6 +1,6 @@
 import { afterAll, describe, it } from 'vitest';
 import { brokerSuite } from '@celeriac/core/testing';
-import { requireServer } from '../../../test/src/servers.js';
+import { requireServer } from '@celeriac/test-servers';
 import { createNatsBroker } from '../src/index.js';
 import { deleteQueueConsumers, deleteStreams, natsUrl, sleep, uniquePrefix } from './helpers.js';
 

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '@celeriac/core';
-import { startPrivateNats, type PrivateNatsServer } from '../../../test/src/private-nats.js';
-import { requireBinary } from '../../../test/src/binaries.js';
+import { requireBinary, startPrivateNats, type PrivateNatsServer } from '@celeriac/test-servers';
 import { urlWith } from './helpers.js';
 
 const hasServer = requireBinary('nats-server');
@@ -15,7 +14,7 @@ describe.skipIf(!hasServer)('NATS: the server restarts (SIGKILL) in the middle o
     server = await startPrivateNats();
   }, 30_000);
   afterAll(async () => {
-    await server?.stop();
+    await server?.close();
   });
 
   it(`every task of ${BEFORE} before and ${AFTER} after the restart completes; consumers and delays survive`, async () => {
@@ -39,7 +38,7 @@ describe.skipIf(!hasServer)('NATS: the server restarts (SIGKILL) in the middle o
       const delayed = await task.applyAsync([-1], { countdownMs: 1_500 });
       await worker.start();
       while (done.size < 150) await new Promise((r) => setTimeout(r, 5));
-      await server.restart({ hard: true });
+      await server.restart({ mode: 'immediate' });
       const second = await task.applyAsyncBulk(Array.from({ length: AFTER }, (_, i) => [BEFORE + i] as [number]));
       const all = [...first, ...second, delayed];
       const values = await Promise.all(all.map((r) => r.get({ timeoutMs: 60_000 })));

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { resultBackendSuite } from '@celeriac/core/testing';
 import { newId, TaskState } from '@celeriac/core';
-import { requireServer } from '../../../test/src/servers.js';
+import { requireServer } from '@celeriac/test-servers';
 import { createNatsResultBackend } from '../src/index.js';
 import { deleteStreams, natsUrl, sleep, uniquePrefix } from './helpers.js';
 

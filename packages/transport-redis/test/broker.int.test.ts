@@ -2,10 +2,9 @@ import { CeleriacError, guardBroker, newId } from '@celeriac/core';
 import { createFakeClock } from '@celeriac/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl, startPrivateRedis } from '@celeriac/test-servers';
 import { prefixPattern, RedisBroker, type RedisBrokerConfig } from '../src/index.js';
 import { code, deleteMatching, first, uniquePrefix } from './helpers.js';
-import { PrivateRedis } from './private-redis.js';
 
 const ok = await requireServer('redis');
 const url = serverUrl('redis');
@@ -160,7 +159,7 @@ describe.skipIf(!ok)('redis broker specifics', () => {
   });
 
   it('survives a Redis restart (AOF): publishes during the outage reject with a retryable ERR_CONNECTION, the consumer resumes', async () => {
-    const server = await PrivateRedis.start({ appendOnly: true });
+    const server = await startPrivateRedis({ appendonly: true });
     try {
       const raw = new RedisBroker({
         url: server.url,
@@ -178,13 +177,13 @@ describe.skipIf(!ok)('redis broker specifics', () => {
       await b.publish(q, msg('kept'), { delayMs: 300 });
       const ac = new AbortController();
       const it = b.consume(q, { prefetch: 2, signal: ac.signal })[Symbol.asyncIterator]();
-      await server.crash();
+      await server.stop({ mode: 'immediate' });
       const during = await b.publish(q, msg('during')).then(
         () => 'resolved',
         (err: unknown) => (err instanceof CeleriacError ? `${err.code}:${err.retryable}` : String(err)),
       );
       expect(during).toBe('ERR_CONNECTION:true');
-      await server.up();
+      await server.start();
       await b.publish(q, msg('after'));
       const got = new Set<string>();
       for (let i = 0; i < 2; i++) {
@@ -197,7 +196,7 @@ describe.skipIf(!ok)('redis broker specifics', () => {
       ac.abort();
       await b.close();
     } finally {
-      await server.stop();
+      await server.close();
     }
   });
 });

@@ -1,26 +1,25 @@
 import { brokerSuite } from '@celeriac/core/testing';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireServer } from '../../../test/src/servers.js';
+import { requireServer, startPrivateRedisCluster, type PrivateRedisCluster } from '@celeriac/test-servers';
 import { createRedisBroker, queueKeys } from '../src/index.js';
-import { PrivateCluster } from './private-redis.js';
 
 // The broker suite again, on a local 3-master Redis Cluster: every script must stay in one slot.
 const ok = await requireServer('redis');
 
 describe.skipIf(!ok)('redis broker on Redis Cluster', () => {
-  let cluster: PrivateCluster;
+  let cluster: PrivateRedisCluster;
   let admin: Cluster;
   const prefix = 'conformance';
 
   beforeAll(async () => {
-    cluster = await PrivateCluster.start();
+    cluster = await startPrivateRedisCluster();
     admin = new Cluster([{ host: '127.0.0.1', port: cluster.nodes[0]!.port }]);
   }, 60_000);
 
   afterAll(async () => {
     await admin.quit().catch(() => undefined);
-    await cluster.stop();
+    await cluster?.close();
   });
 
   it('spreads different queues over the shards (one hash tag per queue)', async () => {

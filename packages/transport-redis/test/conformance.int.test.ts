@@ -1,7 +1,7 @@
 import { brokerSuite } from '@celeriac/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { createRedisBroker, prefixPattern } from '../src/index.js';
 import { deleteMatching, globEscape, uniquePrefix } from './helpers.js';
 

@@ -2,8 +2,7 @@ import { createApp, type App } from '@celeriac/core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { requireServer } from '../../../test/src/servers.js';
-import { PrivateRedis } from './private-redis.js';
+import { requireServer, startPrivateRedis, type PrivateServer } from '@celeriac/test-servers';
 
 // Fault tests run on a private redis-server (kill -9 and restart), never the shared one. The shared
 // server's presence gates them like every Redis integration test.
@@ -70,7 +69,7 @@ async function stop(p: Proc): Promise<void> {
 }
 
 /** Enqueue TASKS tasks, SIGKILL a worker holding a full prefetch, let a second one finish. */
-async function crashRun(server: PrivateRedis, prefix: string, midRun?: (app: App, worker: Proc) => Promise<void>): Promise<void> {
+async function crashRun(server: PrivateServer, prefix: string, midRun?: (app: App, worker: Proc) => Promise<void>): Promise<void> {
   const producer = createApp({
     broker: `${server.url}?prefix=${prefix}&visibilityTimeoutMs=2000`,
     resultBackend: `${server.url}?prefix=${prefix}-results`,
@@ -123,16 +122,16 @@ async function crashRun(server: PrivateRedis, prefix: string, midRun?: (app: App
 
 describe.skipIf(!ok)('crash: a worker killed with SIGKILL loses nothing', () => {
   it(`${TASKS} tasks, a worker killed holding concurrency × prefetchMultiplier deliveries`, async () => {
-    const server = await PrivateRedis.start({ appendOnly: true });
+    const server = await startPrivateRedis({ appendonly: true });
     try {
       await crashRun(server, 'crash');
     } finally {
-      await server.stop();
+      await server.close();
     }
   }, 90_000);
 
   it(`the same across a Redis restart mid-run (appendonly yes)`, async () => {
-    const server = await PrivateRedis.start({ appendOnly: true });
+    const server = await startPrivateRedis({ appendonly: true });
     try {
       await crashRun(server, 'restart', async (app, worker) => {
         // Let the second worker get going, then kill -9 Redis and bring it back on the same data.
@@ -142,14 +141,14 @@ describe.skipIf(!ok)('crash: a worker killed with SIGKILL loses nothing', () => 
           if (s.ready < TASKS / 2) break;
           await new Promise((r) => setTimeout(r, 25));
         }
-        await server.crash();
+        await server.stop({ mode: 'immediate' });
         await new Promise((r) => setTimeout(r, 300));
-        await server.up();
+        await server.start();
         // The worker's consumer resumes by itself and says so (core's broker:reconnected event).
         await worker.waitFor('RECONNECTED', 30_000);
       });
     } finally {
-      await server.stop();
+      await server.close();
     }
   }, 90_000);
 });

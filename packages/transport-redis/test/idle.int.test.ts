@@ -1,8 +1,7 @@
 import { createApp } from '@celeriac/core';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { requireServer } from '../../../test/src/servers.js';
-import { PrivateRedis } from './private-redis.js';
+import { requireServer, startPrivateRedis } from '@celeriac/test-servers';
 
 const ok = await requireServer('redis');
 
@@ -19,7 +18,7 @@ async function commandCounts(admin: Redis): Promise<Map<string, number>> {
 
 describe.skipIf(!ok)('an idle worker', () => {
   it('sends at most one command per second (10 s on a private server)', async () => {
-    const server = await PrivateRedis.start();
+    const server = await startPrivateRedis();
     const admin = new Redis(server.url);
     const monitor = await admin.monitor();
     const app = createApp({ broker: `${server.url}?prefix=idle`, resultBackend: `${server.url}?prefix=idle-results` });
@@ -54,7 +53,7 @@ describe.skipIf(!ok)('an idle worker', () => {
       await app.close();
       monitor.disconnect();
       admin.disconnect();
-      await server.stop();
+      await server.close();
     }
   }, 30_000);
 });

@@ -1,10 +1,17 @@
 import { createServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { probeServer } from '../src/acquire-server.js';
-import { findBinary } from '../src/binaries.js';
-import { freePort, retryOnPortClash } from '../src/server-process.js';
-import { selectServer, type SelectionInput } from '../src/server-selection.js';
-import { loadTestcontainers } from '../src/testcontainers.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  CONTAINERS,
+  findBinary,
+  freePort,
+  loadTestcontainers,
+  probeServer,
+  requireServer,
+  retryOnPortClash,
+  selectServer,
+  serverUrl,
+  type SelectionInput,
+} from '@celeriac/test-servers';
 
 const base: SelectionInput = { kind: 'redis', envUrl: undefined, answering: false, dockerEngine: false, ci: false };
 
@@ -63,12 +70,66 @@ describe('selectServer (which server integration tests use)', () => {
   });
 });
 
-describe('probeServer (the facts gathered for selectServer)', () => {
-  const saved = { REDIS_URL: process.env['REDIS_URL'], CI: process.env['CI'] };
+describe('PostgreSQL discovery (POSTGRES_URL)', () => {
+  it('defaults to the test database on loopback, and the variable wins', () => {
+    expect(selectServer({ ...base, kind: 'postgres', answering: true })).toEqual({
+      action: 'use',
+      url: 'postgres://postgres@127.0.0.1:5432/test',
+      source: 'loopback',
+    });
+    expect(serverUrl('postgres', {})).toBe('postgres://postgres@127.0.0.1:5432/test');
+    expect(serverUrl('postgres', { POSTGRES_URL: 'postgres://ada:pw@10.0.0.7:5433/q' })).toBe('postgres://ada:pw@10.0.0.7:5433/q');
+    expect(serverUrl('postgres', { POSTGRES_URL: '' })).toBe('postgres://postgres@127.0.0.1:5432/test');
+  });
+
+  it('a missing PostgreSQL skips locally with one line and fails under CI, without printing a password', () => {
+    const local = selectServer({ ...base, kind: 'postgres', envUrl: 'postgres://ada:s3cret@10.0.0.7:5433/q' });
+    expect(local).toEqual({
+      action: 'skip',
+      line: 'skipping postgres integration tests: POSTGRES_URL=postgres://ada:***@10.0.0.7:5433/q is not answering',
+    });
+    const ci = selectServer({ ...base, kind: 'postgres', ci: true });
+    expect(ci.action).toBe('fail');
+    expect(ci).toMatchObject({ message: expect.stringContaining('postgres is not answering at postgres://postgres@127.0.0.1:5432/test') });
+  });
+});
+
+describe('probeServer and requireServer (the facts gathered for selectServer)', () => {
+  const saved = { REDIS_URL: process.env['REDIS_URL'], POSTGRES_URL: process.env['POSTGRES_URL'], CI: process.env['CI'] };
   afterEach(() => {
+    vi.restoreAllMocks();
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
+    }
+  });
+
+  it('requireServer: a server that is not answering skips with exactly one stderr line locally, throws under CI', async () => {
+    process.env['POSTGRES_URL'] = `postgres://postgres@127.0.0.1:${await freePort()}/test`;
+    delete process.env['CI'];
+    const lines: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    expect(await requireServer('postgres')).toBe(false);
+    expect(lines).toEqual([expect.stringMatching(/^skipping postgres integration tests: POSTGRES_URL=postgres:\/\/postgres@127\.0\.0\.1:\d+\/test is not answering\n$/)]);
+    process.env['CI'] = 'true';
+    await expect(requireServer('postgres')).rejects.toThrow(/is not answering; start that server or unset POSTGRES_URL/);
+    expect(lines).toHaveLength(1);
+  });
+
+  it('requireServer: true, silently, when the server answers', async () => {
+    const srv = createServer((s) => s.destroy());
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const addr = srv.address();
+    process.env['POSTGRES_URL'] = `postgres://postgres@127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}/test`;
+    const write = vi.spyOn(process.stderr, 'write');
+    try {
+      expect(await requireServer('postgres')).toBe(true);
+      expect(write).not.toHaveBeenCalled();
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
     }
   });
 
@@ -95,6 +156,12 @@ describe('probeServer (the facts gathered for selectServer)', () => {
 });
 
 describe('testcontainers loading', () => {
+  it('has a container for every server, PostgreSQL with trust auth and the test database', () => {
+    expect(Object.keys(CONTAINERS).sort()).toEqual(['amqp', 'nats', 'postgres', 'redis']);
+    expect(CONTAINERS.postgres.env).toEqual({ POSTGRES_HOST_AUTH_METHOD: 'trust', POSTGRES_DB: 'test' });
+    expect(CONTAINERS.postgres.url('localhost', 32768)).toBe('postgres://postgres@localhost:32768/test');
+  });
+
   it('says what to install when the package is missing', async () => {
     const missing = Object.assign(new Error("Cannot find package 'testcontainers'"), { code: 'ERR_MODULE_NOT_FOUND' });
     const err = await loadTestcontainers(() => Promise.reject(missing)).catch((e: unknown) => e);

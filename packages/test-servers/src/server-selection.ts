@@ -1,16 +1,9 @@
-import type { ServerKind } from './servers.js';
-
-/** The environment variable and loopback default of each server (DESIGN.md §8; same as servers.ts). */
-export const SERVER_ENV: Readonly<Record<ServerKind, { env: string; url: string }>> = {
-  redis: { env: 'REDIS_URL', url: 'redis://127.0.0.1:6379' },
-  amqp: { env: 'AMQP_URL', url: 'amqp://guest:guest@127.0.0.1:5672' },
-  nats: { env: 'NATS_URL', url: 'nats://127.0.0.1:4222' },
-};
+import { redact, SERVER_ENV, type ServerKind } from './servers.js';
 
 /** What the harness found out about one server; `selectServer` decides from it alone. */
 export interface SelectionInput {
   kind: ServerKind;
-  /** The value of the server's variable (REDIS_URL, AMQP_URL, NATS_URL), if set. */
+  /** The value of the server's variable (REDIS_URL, AMQP_URL, NATS_URL, POSTGRES_URL), if set. */
   envUrl: string | undefined;
   /** Whether the URL in use (the variable's, else the loopback default) accepts TCP connections. */
   answering: boolean;
@@ -20,15 +13,12 @@ export interface SelectionInput {
   ci: boolean;
 }
 
+/** What to do about one server: use a URL, start a container, skip its tests (with this line) or fail. */
 export type Selection =
   | { action: 'use'; url: string; source: 'env' | 'loopback' }
   | { action: 'testcontainers'; kind: ServerKind }
   | { action: 'skip'; line: string }
   | { action: 'fail'; message: string };
-
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
-}
 
 /**
  * Where a server for integration tests comes from, in this order:
@@ -37,7 +27,8 @@ function redact(url: string): string {
  * 2. the loopback default answers → use it;
  * 3. a Docker engine is reachable → start one with testcontainers;
  * 4. otherwise skip with one clear line locally, fail under CI=true.
- * A pure function, so every branch is unit-tested without servers or Docker.
+ * A pure function, so every branch is unit-tested without servers or Docker. Passwords in URLs are
+ * never printed.
  */
 export function selectServer(input: SelectionInput): Selection {
   const { kind, envUrl, answering, dockerEngine, ci } = input;
