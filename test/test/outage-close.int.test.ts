@@ -3,8 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deleteAmqp } from '../../packages/celery/test/amqp-helpers.js';
 import { deleteStreams } from '../../packages/transport-nats/test/helpers.js';
-import { TcpProxy, viaPort } from '../../packages/transport-amqp/test/tcp-proxy.js';
-import { requireServer, serverUrl, type ServerKind } from '../src/servers.js';
+import { requireServer, serverUrl, startTcpProxy, viaPort, type ServerKind, type TcpProxy } from '@celeriac/test-servers';
 import { killAllSpawned, requireBuiltCli, spawnCli } from '../src/spawn.js';
 
 /**
@@ -113,7 +112,7 @@ for (const c of cases) {
   describe.skipIf(!ok)(`closing during an outage: ${c.name}`, () => {
     it(`worker.close({ timeoutMs }) and app.close() resolve within timeoutMs + ${CLOSE_GRACE_MS} ms; what could not be given back is abandoned`, async () => {
       const target = new URL(serverUrl(c.server));
-      const proxy = await new TcpProxy(target.hostname, Number(target.port)).start();
+      const proxy = await startTcpProxy(target.hostname, Number(target.port));
       proxies.push(proxy);
       const prefix = `outage-${newId().slice(0, 8)}`;
       const queue = `q-${newId().slice(0, 8)}`;
@@ -135,7 +134,7 @@ for (const c of cases) {
       for (let i = 0; started < 2 && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
       expect(started).toBe(2);
       // The outage: every connection cut, new ones refused.
-      proxy.refuse(true);
+      proxy.refuse();
       proxy.cut();
       await new Promise((r) => setTimeout(r, 200));
 
@@ -159,7 +158,7 @@ describe.skipIf(!redisUp)('celeriac worker during an outage', () => {
   it(`exits on SIGTERM within --shutdown-timeout-ms + 2 × ${CLOSE_GRACE_MS} ms (worker, then connections)`, async () => {
     requireBuiltCli();
     const target = new URL(serverUrl('redis'));
-    const proxy = await new TcpProxy(target.hostname, Number(target.port)).start();
+    const proxy = await startTcpProxy(target.hostname, Number(target.port));
     proxies.push(proxy);
     const url = new URL(viaPort(serverUrl('redis'), proxy.port));
     const prefix = `outage-cli-${newId().slice(0, 8)}`;
@@ -170,7 +169,7 @@ describe.skipIf(!redisUp)('celeriac worker during an outage', () => {
       env: { FIXTURE_SLOW_MS: '20000' },
     });
     await w.waitFor(/slow task started/, 15_000);
-    proxy.refuse(true);
+    proxy.refuse();
     proxy.cut();
     await new Promise((r) => setTimeout(r, 200));
     const t0 = performance.now();

@@ -1,6 +1,6 @@
 import { createApp, createMemoryResultBackend, newId } from '@celeriac/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { KombuKeys } from '../src/kombu-keys.js';
 import { KombuRedisBroker } from '../src/kombu-redis-broker.js';
 import { celeryProtocol } from '../src/protocol.js';

@@ -1,7 +1,7 @@
 import amqp from 'amqplib';
 import { createApp, createMemoryResultBackend, newId } from '@celeriac/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { AmqpBroker } from '../src/index.js';
 import { FRAME_TYPE } from '../src/headers.js';
 

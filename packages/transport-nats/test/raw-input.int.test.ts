@@ -2,7 +2,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { createApp, createMemoryResultBackend, newId } from '@celeriac/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer } from '../../../test/src/servers.js';
+import { requireServer } from '@celeriac/test-servers';
 import { createNatsBroker } from '../src/index.js';
 import { Names } from '../src/names.js';
 import { adminConnection, deleteStreams, natsUrl, sleep, uniquePrefix } from './helpers.js';

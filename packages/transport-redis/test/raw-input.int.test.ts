@@ -1,7 +1,7 @@
 import { createApp, createMemoryResultBackend, newId, TaskState } from '@celeriac/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../../../test/src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { prefixPattern, queueKeys, RedisBroker } from '../src/index.js';
 import { deleteMatching, uniquePrefix } from './helpers.js';
 
