@@ -149,9 +149,20 @@ export interface SchemaClient {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
 }
 
-/** The version a schema has, or 0 when it has no `schema_version` table. */
+/**
+ * The version a schema has, or 0 when it has no `schema_version` table. Existence is read from
+ * pg_class with the statement's snapshot, never by name lookup (`to_regclass`): a failed lookup
+ * leaves a negative entry in the session's catalog cache that waiting on an advisory lock does not
+ * invalidate, so a client that waited for another's migration would still think the table absent.
+ */
 export async function currentVersion(client: SchemaClient, schema: string): Promise<number> {
-  const { rows } = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [`${quoteIdent(schema)}.schema_version`]);
+  const { rows } = await client.query(
+    `SELECT EXISTS (
+  SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND c.relname = 'schema_version'
+) AS present`,
+    [schema],
+  );
   if (rows[0]?.['present'] !== true) return 0;
   const v = await client.query(`SELECT coalesce(max(version), 0)::int AS version FROM ${quoteIdent(schema)}.schema_version`);
   return Number(v.rows[0]?.['version'] ?? 0);

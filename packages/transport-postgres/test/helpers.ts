@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { CeleriacError } from '@celeriac/core';
 import pg from 'pg';
+import { quoteIdent } from '../src/index.js';
 
 // The server discovery of test/src/servers.ts with kind `postgres` (that file is being centralised;
 // this copy goes once it knows Postgres).
@@ -53,7 +54,7 @@ export async function adminClient(): Promise<pg.Client> {
 
 /** Drop a test's schema and everything in it. */
 export async function dropSchema(admin: pg.Client, schema: string): Promise<void> {
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema.replace(/"/g, '""')}" CASCADE`);
+  await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
 }
 
 /** 'resolved', or the code of the CeleriacError `p` rejected with (else the error as text). */

@@ -1,7 +1,7 @@
 import { newId, type Headers, type OutgoingMessage } from '@celeriac/core';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PostgresBroker, type PgMessage, type PgQueue } from '../src/index.js';
+import { PostgresBroker, quoteIdent, type PgMessage, type PgQueue } from '../src/index.js';
 import { adminClient, code, dropSchema, postgresUrl, requireServer, sleep, uniqueSchema } from './helpers.js';
 
 const ok = await requireServer('postgres');
@@ -84,7 +84,7 @@ describe.skipIf(!ok)('the queue model (PgQueue) against PostgreSQL', () => {
     const other = fresh();
     await Promise.all(Array.from({ length: 60 }, (_, i) => other.publish(msg(`c${i}`))));
     // Rows inserted by one statement share their inserting transaction id.
-    const { rows } = await admin.query(`SELECT count(DISTINCT xmin::text)::int AS n, count(*)::int AS total FROM "${schema}".message WHERE queue = $1`, [other.name]);
+    const { rows } = await admin.query(`SELECT count(DISTINCT xmin::text)::int AS n, count(*)::int AS total FROM ${quoteIdent(schema)}.message WHERE queue = $1`, [other.name]);
     expect(rows[0]).toEqual({ n: 1, total: 60 });
   });
 
