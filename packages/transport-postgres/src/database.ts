@@ -124,6 +124,7 @@ export class Database {
   async query<R extends QueryResultRow = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]> {
     try {
       const r = await this.pool.query<R>(text, values);
+      this.reportedOutage = false;
       return r.rows;
     } catch (err) {
       throw classifyError(err);

@@ -105,6 +105,7 @@ export class PgQueue {
   private readonly extender: Coalescer<PgMessage, boolean>;
   private readonly settler: Coalescer<SettleItem, boolean>;
   private wakeups: Wakeups | undefined;
+  private closed = false;
 
   constructor(config: PgQueueConfig) {
     this.db = config.db;
@@ -153,7 +154,7 @@ export class PgQueue {
     return this.publishBatch([msg], opts);
   }
 
-  /** Store several messages, in order (one INSERT per 500). */
+  /** Store several messages, in order (one INSERT per 500, one after the other). */
   publishBatch(msgs: readonly OutgoingMessage[], opts?: PostgresPublishOptions): Promise<void> {
     let items: PublishItem[];
     try {
@@ -161,23 +162,25 @@ export class PgQueue {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if (opts?.transaction !== undefined) return this.publishIn(opts.transaction, items);
+    if (opts?.transaction !== undefined) return this.publishIn(opts.transaction, items, 'transactional publish');
     try {
       this.db.check();
     } catch (err) {
       return Promise.reject(err as Error);
     }
     if (items.length === 1) return this.publisher.add(items[0]!);
-    return Promise.all(items.map((it) => this.publisher.add(it))).then(() => undefined);
+    // A batch keeps its order: its own statements, one after the other (coalesced publishes of one
+    // tick may run as concurrent statements, so they have no order between them).
+    return this.publishIn(this.db.pool, items, 'publish');
   }
 
-  private async publishIn(client: SqlClient, items: readonly PublishItem[]): Promise<void> {
+  private async publishIn(client: SqlClient, items: readonly PublishItem[], doing: string): Promise<void> {
     this.db.check();
     for (let i = 0; i < items.length; i += MAX_BATCH) {
       try {
         await client.query(this.sql.publish, [this.publishDoc(items.slice(i, i + MAX_BATCH))]);
       } catch (err) {
-        throw classifyError(err, 'transactional publish');
+        throw classifyError(err, doing);
       }
     }
   }
@@ -200,7 +203,7 @@ export class PgQueue {
     const next = await this.nextVisibleMs();
     const waitMs = next === null ? this.pollIntervalMs : Math.min(this.pollIntervalMs, Math.max(MIN_WAIT_MS, next));
     await w.wait(seen, waitMs, signal);
-    if (isAborted(signal)) return [];
+    if (isAborted(signal) || this.closed) return [];
     return this.tryClaim(max);
   }
 
@@ -341,6 +344,7 @@ export class PgQueue {
 
   /** Stop listening and wake every waiting claim (they resolve with what they got, or []). */
   close(): void {
+    this.closed = true;
     this.wakeups?.close();
     this.wakeups = undefined;
   }
