@@ -61,6 +61,7 @@ export class PgBroadcast implements Broadcast {
     return channelName(this.db.schema, ChannelKind.BROADCAST, name);
   }
 
+  /** Resolves once the NOTIFY (and a spilled body) committed. Refuses bodies over the broker's `maxMessageBytes`. */
   async publish(channel: string, body: Uint8Array): Promise<void> {
     this.db.check();
     if (body.byteLength > this.maxBytes) {
@@ -72,6 +73,7 @@ export class PgBroadcast implements Broadcast {
     else await this.db.query(this.spillSql, [Buffer.from(body.buffer, body.byteOffset, body.byteLength), SPILL_TTL_MS, ch]);
   }
 
+  /** Resolves once the server LISTENs for this channel; the returned function unsubscribes (idempotent). */
   async subscribe(channel: string, onMessage: (body: Uint8Array) => void): Promise<() => Promise<void>> {
     this.db.check();
     // Spilled bodies are read from the table: chain every message so each arrives in order.

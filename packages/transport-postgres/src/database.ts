@@ -8,16 +8,23 @@ import { quoteIdent } from './sql.js';
 
 /** Anything that runs a statement with `$n` parameters: a `pg` Client or Pool, or an adapter (Knex). */
 export interface SqlClient {
+  /** Run one statement with `$1…$n` parameters. */
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
 }
 
 /** How a {@link Database} connects. */
 export interface DatabaseConfig {
+  /** The server; celeriac's query parameters are removed before the driver sees it. */
   url: URL;
+  /** The schema (the `prefix` option). */
   schema: string;
+  /** Migrate on connect, or only check the version. */
   migrate: boolean;
+  /** Connections of the statement pool. */
   poolSize: number;
+  /** How long to wait for a connection. */
   connectTimeoutMs: number;
+  /** Where connection problems are logged (never with credentials). */
   logger: Logger;
   /** Shown in `pg_stat_activity.application_name` unless the URL sets one: `celeriac:<role>`. */
   role: string;
@@ -38,8 +45,11 @@ const CLEANUP_BATCH = 1000;
  * Every statement's failure goes through {@link classifyError}.
  */
 export class Database {
+  /** Statements run here (`poolSize` connections, opened on demand). */
   readonly pool: Pool;
+  /** The dedicated LISTEN connection. */
   readonly listener: Listener;
+  /** The schema, as configured. */
   readonly schema: string;
   /** The schema, quoted for SQL. */
   readonly s: string;
@@ -116,6 +126,7 @@ export class Database {
     if (!this.connected) throw new CeleriacError(ErrorCode.CONNECTION, 'not connected; call connect() first');
   }
 
+  /** True once `connect` resolved, until `close`. */
   get isConnected(): boolean {
     return this.connected && !this.closed;
   }

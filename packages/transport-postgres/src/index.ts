@@ -20,5 +20,11 @@ export {
   resolveBrokerOptions,
   resolveResultBackendOptions,
 } from './options.js';
-export type { PostgresBrokerOptions, PostgresCommonOptions, PostgresResultBackendOptions } from './options.js';
+export type {
+  PostgresBrokerOptions,
+  PostgresCommonOptions,
+  PostgresResultBackendOptions,
+  ResolvedBrokerOptions,
+  ResolvedResultBackendOptions,
+} from './options.js';
 export { channelName, ChannelKind, quoteIdent } from './sql.js';

@@ -13,7 +13,9 @@ interface Channel {
 
 /** A channel subscription: wait for `ready` before relying on notifications; `remove()` once done. */
 export interface ListenHandle {
+  /** Resolves once the server LISTENs on the channel for this connection (rejects with ERR_CLOSED on close). */
   readonly ready: Promise<void>;
+  /** Stop calling the handler; idempotent. */
   remove(): void;
 }
 
@@ -23,6 +25,7 @@ export interface ListenerHost {
   newClient(): Client;
   /** Report a connection failure (once per outage is the owner's business). */
   report(err: unknown): void;
+  /** Where handler failures are logged. */
   readonly logger: Logger;
 }
 

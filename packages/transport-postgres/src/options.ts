@@ -47,7 +47,9 @@ export interface PostgresBrokerOptions extends PostgresCommonOptions {
 /** Options of the PostgreSQL result backend. */
 export type PostgresResultBackendOptions = PostgresCommonOptions;
 
+/** Broker options with every default filled in. */
 export type ResolvedBrokerOptions = Required<PostgresBrokerOptions>;
+/** Result backend options with every default filled in. */
 export type ResolvedResultBackendOptions = Required<PostgresResultBackendOptions>;
 
 const COMMON_DEFAULTS: Required<PostgresCommonOptions> = {

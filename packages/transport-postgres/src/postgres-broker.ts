@@ -56,9 +56,13 @@ export interface PostgresBrokerConfig extends PostgresBrokerOptions {
  */
 export class PostgresBroker implements Broker, BrokerEventSource {
   readonly name = 'postgres';
+  /** Native delays, 10 priorities, native dead letters, delivery counts, broadcast and transactional publish. */
   readonly capabilities: BrokerCapabilities;
+  /** The lease of a claimed message (`visibilityTimeoutMs`). */
   readonly visibilityTimeoutMs: number;
+  /** The options in force, defaults filled in. */
   readonly options: ResolvedBrokerOptions;
+  /** Broadcast over NOTIFY (large bodies through the `broadcast` table). */
   readonly broadcast: PgBroadcast;
   private readonly db: Database;
   private readonly logger: Logger;
@@ -109,6 +113,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     return this.db;
   }
 
+  /** `error` once per connection outage, `reconnected` when the LISTEN connection is back. Returns the unsubscribe function. */
   onEvent(listener: (event: BrokerEvent) => void): () => void {
     this.listeners.add(listener);
     return () => {
@@ -188,6 +193,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     throw new CeleriacError(ErrorCode.UNSUPPORTED, 'consume lands with the transport kit');
   }
 
+  /** Delete every ready and delayed message of `queue` (leased ones stay); returns how many. */
   purge(queue: string): Promise<number> {
     try {
       return this.queue(queue).purge();
@@ -196,6 +202,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     }
   }
 
+  /** Ready (claimable now), delayed, in-flight (leased) and dead messages of `queue`. */
   stats(queue: string): Promise<QueueStats> {
     try {
       return this.queue(queue).stats();
@@ -204,6 +211,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     }
   }
 
+  /** Dead letters of a queue: list the oldest, redrive (all or by message id) to the tail of their level, purge. */
   readonly deadLetters: DeadLetters = {
     list: async (queue: string, opts?: DeadLetterOptions): Promise<DeadLetter[]> => this.queue(queue).deadList(opts?.limit ?? 100),
     redrive: async (queue: string, ids?: readonly string[]): Promise<number> => this.queue(queue).deadRedrive(ids),

@@ -6,19 +6,31 @@ import { quoteLiteral } from './sql.js';
  * is delivered exactly when its changes commit. Headers list the parameters and the result rows.
  */
 export interface QueueStatements {
+  /** Store messages (one JSON parameter) and NOTIFY claimers. */
   readonly publish: string;
+  /** Lease up to $2 claimable messages of queue $1. */
   readonly claim: string;
+  /** Ms until the next message of queue $1 becomes claimable. */
   readonly nextVisible: string;
+  /** Delete fenced deliveries. */
   readonly ack: string;
+  /** Renew fenced leases. */
   readonly extend: string;
+  /** Requeue, delay, dead-letter or give back fenced deliveries. */
   readonly settle: string;
+  /** Delete a batch of ready and delayed messages. */
   readonly purge: string;
+  /** A queue's counts. */
   readonly stats: string;
+  /** The oldest dead letters. */
   readonly deadList: string;
+  /** Move dead letters back. */
   readonly deadRedrive: string;
+  /** Delete a batch of dead letters. */
   readonly deadPurge: string;
 }
 
+/** The statements of the queue model for schema `s` (already quoted). */
 export function queueStatements(s: string): QueueStatements {
   return {
     /*

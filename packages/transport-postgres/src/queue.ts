@@ -41,9 +41,13 @@ export interface NackVerdict {
 
 /** What {@link PgQueue} needs from its broker. */
 export interface PgQueueConfig {
+  /** The broker's connections. */
   readonly db: Database;
+  /** The queue's name: the `queue` column of its rows. */
   readonly name: string;
+  /** The lease a claim takes and `extend` renews. */
   readonly visibilityTimeoutMs: number;
+  /** The longest a claim waits for a notification before it looks at the table again. */
   readonly pollIntervalMs: number;
 }
 
@@ -93,6 +97,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * prefetch, settle-once and give-back at close are the kit's.
  */
 export class PgQueue {
+  /** The queue's name. */
   readonly name: string;
   /** The NOTIFY channel claimers of this queue listen on. */
   readonly channel: string;

@@ -66,7 +66,9 @@ interface Waiting {
  */
 export class PostgresResultBackend implements ResultBackend {
   readonly name = 'postgres';
+  /** Every optional operation is there. */
   readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  /** The options in force, defaults filled in. */
   readonly options: ResolvedResultBackendOptions;
   private readonly db: Database;
   private readonly sql: ResultStatements;
@@ -181,6 +183,7 @@ export class PostgresResultBackend implements ResultBackend {
 
   // set, get and isRevoked are on every task's path: plain promise chains, no extra async frames.
 
+  /** Store a state for `ttlMs` (Infinity: forever); a live SUCCESS is kept. Writes of one tick share a statement. */
   set(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): Promise<void> {
     let item: SetItem;
     try {
@@ -192,6 +195,7 @@ export class PostgresResultBackend implements ResultBackend {
     return this.ready().then(() => this.writer.add(item)).then(noop, rejectClassified);
   }
 
+  /** The stored state, or undefined (PENDING: unknown or expired). Reads of one tick share a statement. */
   get(taskId: string): Promise<ResultMeta | undefined> {
     try {
       checkId(taskId);
@@ -201,6 +205,10 @@ export class PostgresResultBackend implements ResultBackend {
     return this.ready().then(() => this.reader.add(taskId)).catch(rejectClassified);
   }
 
+  /**
+   * The first ready state (SUCCESS, FAILURE, REVOKED): at once if stored, else on a NOTIFY, never by
+   * polling. Rejects with ERR_TIMEOUT, ERR_ABORTED or ERR_CLOSED; outlives connection failures.
+   */
   wait(taskId: string, opts: WaitOptions): Promise<ResultMeta> {
     const signal = opts.signal;
     try {
@@ -306,6 +314,7 @@ export class PostgresResultBackend implements ResultBackend {
     for (const w of [...this.waiting.values()]) for (const fn of [...w.callbacks]) fn();
   }
 
+  /** Forget a result (a wait in progress keeps waiting for the next one). */
   delete(taskId: string): Promise<void> {
     return this.run(async () => {
       checkId(taskId);
@@ -313,6 +322,7 @@ export class PostgresResultBackend implements ResultBackend {
     });
   }
 
+  /** Add `by` to a counter, atomically across clients; it expires `ttlMs` after the last change. Returns the new value. */
   incr(key: string, by: number, opts: { ttlMs: number }): Promise<number> {
     if (!Number.isInteger(by)) return Promise.reject(new RangeError(`by must be an integer, got ${String(by)}`));
     return this.run(async () => {
@@ -321,18 +331,22 @@ export class PostgresResultBackend implements ResultBackend {
     });
   }
 
+  /** True if `holder` took the lease (nobody held it, or the holder's lease expired), on the server's clock. */
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.run(async () => (await this.db.query(this.sql.acquireLease, [name, holder, leaseTtl(ttlMs)])).length === 1);
   }
 
+  /** True if `holder` still held the lease and now holds it for `ttlMs` more. */
   renewLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.run(async () => (await this.db.query(this.sql.renewLease, [name, holder, leaseTtl(ttlMs)])).length === 1);
   }
 
+  /** True if `holder` held the lease and gave it up. */
   releaseLease(name: string, holder: string): Promise<boolean> {
     return this.run(async () => (await this.db.query(this.sql.releaseLease, [name, holder])).length === 1);
   }
 
+  /** Remember `taskId` as revoked for `ttlMs` (Infinity: forever). */
   revoke(taskId: string, ttlMs: number): Promise<void> {
     return this.run(async () => {
       checkId(taskId);
@@ -340,6 +354,7 @@ export class PostgresResultBackend implements ResultBackend {
     });
   }
 
+  /** Whether `taskId` is revoked (reads of one tick share a statement). */
   isRevoked(taskId: string): Promise<boolean> {
     try {
       checkId(taskId);
@@ -349,10 +364,12 @@ export class PostgresResultBackend implements ResultBackend {
     return this.ready().then(() => this.revokedReader.add(taskId)).catch(rejectClassified);
   }
 
+  /** Every revoked task id whose revocation has not expired. */
   listRevoked(): Promise<string[]> {
     return this.run(async () => (await this.db.query<{ task_id: string }>(this.sql.listRevoked)).map((r) => r.task_id));
   }
 
+  /** Take a token from a bucket of `limit` refilled over `windowMs`, shared by every client (server clock). */
   takeTokens(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }> {
     if (!Number.isInteger(limit) || limit < 1) return Promise.reject(new RangeError(`limit must be an integer >= 1, got ${String(limit)}`));
     if (!Number.isFinite(windowMs) || windowMs <= 0) return Promise.reject(new RangeError(`windowMs must be > 0, got ${String(windowMs)}`));

@@ -4,18 +4,31 @@ import { expiredRowsCleanup } from './database.js';
  * The result backend's statements, for the schema `s` (quoted). Headers list parameters and rows.
  */
 export interface ResultStatements {
+  /** Upsert results and notify the waited ones. */
   readonly set: string;
+  /** Read live results. */
   readonly get: string;
+  /** Mark tasks as waited on and read them. */
   readonly register: string;
+  /** Forget a result. */
   readonly delete: string;
+  /** Add to a counter. */
   readonly incr: string;
+  /** Take a lease. */
   readonly acquireLease: string;
+  /** Extend a held lease. */
   readonly renewLease: string;
+  /** Give a held lease up. */
   readonly releaseLease: string;
+  /** Remember a revocation. */
   readonly revoke: string;
+  /** Which task ids are revoked. */
   readonly isRevoked: string;
+  /** Every live revocation. */
   readonly listRevoked: string;
+  /** Take a token from a bucket. */
   readonly takeTokens: string;
+  /** Delete expired rows, one statement per table. */
   readonly cleanup: readonly string[];
 }
 
@@ -23,6 +36,7 @@ const READY = `('SUCCESS', 'FAILURE', 'REVOKED')`;
 /** Task ids per NOTIFY payload: 200 md5 digests and newlines are 6,600 bytes, under the 8,000-byte limit. */
 const DIGESTS_PER_NOTIFY = 200;
 
+/** The result backend's statements for schema `s` (already quoted). */
 export function resultStatements(s: string): ResultStatements {
   return {
     /*

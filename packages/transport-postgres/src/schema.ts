@@ -4,7 +4,9 @@ import { migrationLockKey, quoteIdent, quoteLiteral } from './sql.js';
 
 /** One step of the schema's history. Steps are never edited once released: a change is a new step. */
 export interface Migration {
+  /** Its row in `schema_version`; versions only grow. */
   readonly version: number;
+  /** What it does, stored with the version. */
   readonly description: string;
   /** The DDL, for the schema `s` (already quoted). */
   readonly sql: (s: string) => string;
@@ -146,6 +148,7 @@ export function migrationSql(schema = 'celeriac'): string {
 
 /** What `ensureSchema` needs of a connection: a plain query with parameters. */
 export interface SchemaClient {
+  /** Run one statement (or several, without values). */
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
 }
 

@@ -19,6 +19,7 @@ export const ChannelKind = {
   /** Ready results of the schema (payload: md5 hex of task ids, one per line). */
   RESULTS: 'r',
 } as const;
+/** One of {@link ChannelKind}'s values. */
 export type ChannelKind = (typeof ChannelKind)[keyof typeof ChannelKind];
 
 /**
