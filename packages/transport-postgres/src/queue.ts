@@ -200,11 +200,20 @@ export class PgQueue {
   async claim(max: number, signal?: AbortSignal): Promise<PgMessage[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be an integer >= 1, got ${String(max)}`);
     this.db.check();
+    if (isAborted(signal)) return [];
     const w = this.listen();
-    if (!w.listening) await w.ready(this.pollIntervalMs, signal);
-    const seen = w.epoch;
-    const first = await this.tryClaim(max);
-    if (first.length > 0 || isAborted(signal)) return first;
+    let seen = w.epoch;
+    let got = await this.tryClaim(max);
+    if (got.length > 0 || isAborted(signal)) return got;
+    if (!w.listening) {
+      // The first claim: a NOTIFY sent before LISTEN took effect is not seen, so once it has (or
+      // after pollIntervalMs, if the LISTEN connection cannot be had), look again before waiting.
+      await w.ready(this.pollIntervalMs, signal);
+      if (isAborted(signal) || this.closed) return [];
+      seen = w.epoch;
+      got = await this.tryClaim(max);
+      if (got.length > 0 || isAborted(signal)) return got;
+    }
     const next = await this.nextVisibleMs();
     const waitMs = next === null ? this.pollIntervalMs : Math.min(this.pollIntervalMs, Math.max(MIN_WAIT_MS, next));
     await w.wait(seen, waitMs, signal);
