@@ -167,7 +167,12 @@ export class PgQueue {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if (opts?.transaction !== undefined) return this.publishIn(opts.transaction, items, 'transactional publish');
+    if (opts?.transaction !== undefined) {
+      if (typeof (opts.transaction as Partial<SqlClient> | null)?.query !== 'function') {
+        return Promise.reject(new TypeError('transaction must be a client with query(text, values), inside BEGIN'));
+      }
+      return this.publishIn(opts.transaction, items, 'transactional publish');
+    }
     try {
       this.db.check();
     } catch (err) {

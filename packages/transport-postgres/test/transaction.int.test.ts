@@ -132,5 +132,6 @@ describe.skipIf(!ok)('transactional publish', () => {
     expect(err.code).toBe('ERR_DATABASE');
     expect(err.cause).toBeInstanceOf(pg.DatabaseError);
     expect(await code(broker.publish(queue(), msg('y'), { transaction: app, priority: 11 }))).toContain('RangeError');
+    expect(await code(broker.publish(queue(), msg('z'), { transaction: {} as SqlClient }))).toContain('TypeError');
   });
 });
