@@ -104,6 +104,11 @@ export interface BrokerCapabilities {
   readonly redeliveryCount: boolean;
   readonly broadcast: boolean;
   readonly maxMessageBytes: number;
+  /**
+   * A publish can run inside the caller's database transaction (`transaction` in the publish
+   * options), so the message exists only if that transaction commits. Absent means false.
+   */
+  readonly transactionalPublish?: boolean;
 }
 
 export interface Broker {

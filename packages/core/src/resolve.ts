@@ -42,6 +42,8 @@ const BROKERS: Readonly<Record<string, Entry | 'memory'>> = {
   'amqp:': { pkg: '@celeriac/transport-amqp', factory: 'createAmqpBroker' },
   'amqps:': { pkg: '@celeriac/transport-amqp', factory: 'createAmqpBroker' },
   'nats:': { pkg: '@celeriac/transport-nats', factory: 'createNatsBroker' },
+  'postgres:': { pkg: '@celeriac/transport-postgres', factory: 'createPostgresBroker' },
+  'postgresql:': { pkg: '@celeriac/transport-postgres', factory: 'createPostgresBroker' },
 };
 
 const BACKENDS: Readonly<Record<string, Entry | 'memory'>> = {
@@ -49,6 +51,8 @@ const BACKENDS: Readonly<Record<string, Entry | 'memory'>> = {
   'redis:': { pkg: '@celeriac/result-redis', factory: 'createRedisResultBackend' },
   'rediss:': { pkg: '@celeriac/result-redis', factory: 'createRedisResultBackend' },
   'nats:': { pkg: '@celeriac/transport-nats', factory: 'createNatsResultBackend' },
+  'postgres:': { pkg: '@celeriac/transport-postgres', factory: 'createPostgresResultBackend' },
+  'postgresql:': { pkg: '@celeriac/transport-postgres', factory: 'createPostgresResultBackend' },
 };
 
 export function parseUrl(url: string): URL {
