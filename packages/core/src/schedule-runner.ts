@@ -10,6 +10,7 @@ import {
   type ScheduleStore,
 } from './schedules.js';
 
+/** What a beat gives its {@link ScheduleRunner}. */
 export interface RunnerOptions {
   /** How often the store's version is read (and the schedules listed when it changed). */
   syncMs: number;

@@ -74,11 +74,16 @@ export interface UpsertResult {
   entry: ScheduleEntry;
 }
 
-/** The record core writes into {@link StoredSchedule.data}. */
+/**
+ * The record core writes into {@link StoredSchedule.data} (JSON). `v` is its format: a record of
+ * another format is not read (list skips it, a beat ignores it, an upsert replaces it).
+ */
 export interface ScheduleRecord {
   v: 1;
   def: NormalizedSchedule;
+  /** The next tick (epoch ms), or null when finished. Advanced only by a beat's claim or a changed definition. */
   next: number | null;
+  /** Ticks claimed so far. */
   runs: number;
   last: number | null;
   created: number;
@@ -278,6 +283,7 @@ export function definitionKey(def: NormalizedSchedule): string {
   return JSON.stringify(def);
 }
 
+/** The text stored for a record. */
 export function encodeRecord(r: ScheduleRecord): string {
   return JSON.stringify(r);
 }
@@ -296,6 +302,7 @@ export function decodeRecord(id: string, data: string): ScheduleRecord {
   return r as ScheduleRecord;
 }
 
+/** A record as `list()` and `get()` return it. */
 export function entryOf(id: string, r: ScheduleRecord): ScheduleEntry {
   return { id, schedule: r.def, nextRunAt: r.next, runCount: r.runs, lastRunAt: r.last, createdAt: r.created, updatedAt: r.updated };
 }
