@@ -145,7 +145,7 @@ export class Beat {
       this.leader = true;
       this.app.logger.info('beat is now the leader', { holder: this.holder });
       for (const c of this.compiled) await this.arm(c);
-      await this.startRunner();
+      this.startRunner();
     } else if (!held && this.leader) {
       this.leader = false;
       this.app.logger.warn('beat lost the leader lease', { holder: this.holder });
@@ -156,7 +156,11 @@ export class Beat {
     this.leaseTimer = this.app.clock.setTimeout(() => void this.tickLease(), Math.floor(this.leaseMs / 3));
   }
 
-  private async startRunner(): Promise<void> {
+  /**
+   * Start sending runtime schedules. Not awaited: listing many schedules must not hold up the lease
+   * renewal (the runner logs its own failures and keeps trying every `syncMs`).
+   */
+  private startRunner(): void {
     if (this.store === undefined || this.closing !== undefined) return;
     const runner = new ScheduleRunner(this.app, this.store, {
       syncMs: this.syncMs,
@@ -164,7 +168,7 @@ export class Beat {
       onSent: (schedule, tickMs, taskId) => this.sent.push({ schedule, tickMs, taskId }),
     });
     this.runner = runner;
-    await runner.start();
+    void runner.start();
   }
 
   private next(c: Compiled, after: number): number | null {

@@ -63,7 +63,7 @@ export class ScheduleRunner {
     this.lateMs = opts.syncMs + 1_000;
   }
 
-  /** Load every schedule and arm its timer; then keep in step every `syncMs`. */
+  /** Load every schedule and arm its timer; then keep in step every `syncMs`. Never rejects. */
   async start(): Promise<void> {
     try {
       await this.sync(true);

@@ -30,7 +30,7 @@ async function withSchedules<T>(src: ScheduleSource, fn: (schedules: Schedules) 
       await app.close();
     }
   }
-  const url = src.resultBackend ?? RESULT_BACKEND_ENV.map((k) => process.env[k]).find((v) => v !== undefined && v !== '');
+  const url = src.resultBackend ?? [...RESULT_BACKEND_ENV].reverse().map((k) => process.env[k]).find((v) => v !== undefined && v !== ''); // CELERIAC_ first
   if (url === undefined) {
     throw new UsageError('say which result backend: --app ./tasks.js, --result-backend URL, or RESULT_BACKEND_URL / CELERIAC_RESULT_BACKEND_URL');
   }
