@@ -76,7 +76,8 @@ export interface UpsertResult {
 
 /**
  * The record core writes into {@link StoredSchedule.data} (JSON). `v` is its format: a record of
- * another format is not read (list skips it, a beat ignores it, an upsert replaces it).
+ * another format is not read and never overwritten (list skips it, a beat ignores it, an upsert and a
+ * get reject with ERR_SERIALIZATION; `remove` deletes it).
  */
 export interface ScheduleRecord {
   v: 1;
@@ -435,8 +436,10 @@ export class Schedules {
    * changed one takes its next run from now and keeps its run count.
    *
    * @throws (synchronously) TypeError or RangeError for a bad id or schedule — see {@link normalizeSchedule}.
-   * @returns rejects with ERR_UNSUPPORTED / ERR_NO_RESULT_BACKEND as above, ERR_CONFLICT when 100
-   *   compare-and-sets in a row lost to other writers (retryable), or the backend's error.
+   * @returns rejects with ERR_UNSUPPORTED / ERR_NO_RESULT_BACKEND as above, ERR_SERIALIZATION when
+   *   the stored record has a format this version does not read (it is left alone: `remove` it to
+   *   replace it), ERR_CONFLICT when 100 compare-and-sets in a row lost to other writers (retryable),
+   *   or the backend's error.
    */
   upsert(id: string, schedule: RuntimeSchedule): Promise<UpsertResult> {
     checkScheduleId(id);
@@ -451,15 +454,9 @@ export class Schedules {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await store.getSchedule(id);
       const now = this.host.clock.now();
-      let old: ScheduleRecord | undefined;
-      if (current !== undefined) {
-        try {
-          old = decodeRecord(id, current.data);
-        } catch (err) {
-          this.host.logger.warn('replacing a stored schedule this version cannot read', { id, error: String(err) });
-        }
-        if (old !== undefined && definitionKey(old.def) === key) return { status: 'unchanged', entry: entryOf(id, old) };
-      }
+      // A record this version cannot read (a newer core wrote it) is never overwritten: decodeRecord throws.
+      const old = current === undefined ? undefined : decodeRecord(id, current.data);
+      if (old !== undefined && definitionKey(old.def) === key) return { status: 'unchanged', entry: entryOf(id, old) };
       const runs = old?.runs ?? 0;
       const record: ScheduleRecord = {
         v: 1,

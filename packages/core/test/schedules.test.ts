@@ -308,7 +308,7 @@ describe('runtime schedules under beat (memory, fake clock)', () => {
     expect(warnings.filter((w) => w.includes('static schedule of the same name'))).toHaveLength(1);
   });
 
-  it('list and get skip records this version cannot read; the beat skips them too', async () => {
+  it('records this version cannot read are skipped by list and the beat, refused by get and upsert, and removable', async () => {
     const { clock, make, backend, published } = world();
     await backend.putSchedule('future', '{"v":2,"shape":"new"}', 0);
     const app = make();
@@ -318,8 +318,11 @@ describe('runtime schedules under beat (memory, fake clock)', () => {
     await startBeats(clock, make().beat());
     await clock.advance(2_000);
     expect(ticksOf(published, 'ok')).toHaveLength(2);
-    // An upsert replaces an unreadable record.
-    expect((await app.schedules.upsert('future', { task: 'f', everyMs: 1000 })).status).toBe('changed');
+    // An upsert never overwrites what it cannot read (a newer version's record, during a rolling upgrade).
+    await expect(app.schedules.upsert('future', { task: 'f', everyMs: 1000 })).rejects.toMatchObject({ code: 'ERR_SERIALIZATION' });
+    expect((await backend.getSchedule('future'))?.data).toBe('{"v":2,"shape":"new"}');
+    expect(await app.schedules.remove('future')).toBe(true);
+    expect((await app.schedules.upsert('future', { task: 'f', everyMs: 1000 })).status).toBe('created');
   });
 });
 
