@@ -52,6 +52,8 @@ export class ScheduleRunner {
   private syncTimer: TimerHandle | undefined;
   private syncing: Promise<void> | undefined;
   private stopped = false;
+  /** The slots' processing at the time of `stop()`. */
+  private stoppedChains: Promise<void>[] = [];
   /** A tick more than this late counts as missed (catchUp decides); one less late is simply sent. */
   private readonly lateMs: number;
 
@@ -79,13 +81,16 @@ export class ScheduleRunner {
     if (this.syncTimer !== undefined) this.app.clock.clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
     for (const slot of this.slots.values()) this.disarm(slot);
+    this.stoppedChains = [...this.slots.values()].map((s) => s.chain);
     this.slots.clear();
   }
 
-  /** Settles once the processing now under way is done (tests, close). */
+  /**
+   * Settles once the claims and sends under way are done (`Beat.close` waits for them, so no tick is
+   * sent after it resolved). A listing under way is not waited for: once stopped, its result is dropped.
+   */
   async idle(): Promise<void> {
-    await this.syncing?.catch(() => undefined);
-    await Promise.all([...this.slots.values()].map((s) => s.chain));
+    await Promise.all(this.stopped ? this.stoppedChains : [...this.slots.values()].map((s) => s.chain));
   }
 
   private armSync(): void {
@@ -168,7 +173,9 @@ export class ScheduleRunner {
     const ms = delayMs ?? Math.min(MAX_TIMER_MS, Math.max(0, next - this.app.clock.now()));
     slot.timer = this.app.clock.setTimeout(() => {
       slot.timer = undefined;
-      slot.chain = slot.chain.then(() => this.process(slot));
+      slot.chain = slot.chain
+        .then(() => this.process(slot))
+        .catch((err: unknown) => this.app.logger.error('beat failed on a runtime schedule', { schedule: slot.id, error: String(err) }));
     }, ms);
   }
 

@@ -132,7 +132,7 @@ interface Waiter {
  *   never expire), created on first use: key `s.<id>` holds core's record as is, its KV revision is
  *   the record's rev, a write is a publish with `Nats-Expected-Last-Subject-Sequence` (the server's
  *   compare-and-set), a removal a `KV-Operation: DEL` marker written the same way, and the stream's
- *   last sequence is the version. Listing reads the bucket through an ordered consumer.
+ *   last sequence is the version. Listing reads the bucket message by message from the stream leader.
  */
 export class NatsResultBackend implements ResultBackend {
   readonly name = 'nats';
@@ -291,11 +291,15 @@ export class NatsResultBackend implements ResultBackend {
    * what `wait()` reads after subscribing, so a result stored before the subscription is always seen.
    */
   private async readLeader(key: string, bucket = this.bucket): Promise<KvRecord | null> {
+    return this.getMessage(bucket, { last_by_subj: `$KV.${bucket}.${key}` });
+  }
+
+  /** `STREAM.MSG.GET` on a bucket's stream (served by the stream leader): one message, or null when none matches. */
+  private async getMessage(bucket: string, request: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<(KvRecord & { subject: string }) | null> {
     await this.kv();
-    const req = JSON.stringify({ last_by_subj: `$KV.${bucket}.${key}` });
-    const r = await this.requester!.request(`$JS.API.STREAM.MSG.GET.KV_${bucket}`, encoder.encode(req));
+    const r = await this.requester!.request(`$JS.API.STREAM.MSG.GET.KV_${bucket}`, encoder.encode(JSON.stringify(request)));
     const answer = JSON.parse(decoder.decode(r.data)) as {
-      message?: { seq: number; hdrs?: string; data?: string };
+      message?: { subject: string; seq: number; hdrs?: string; data?: string };
       error?: { code: number; description?: string };
     };
     if (answer.error !== undefined) {
@@ -305,8 +309,9 @@ export class NatsResultBackend implements ResultBackend {
     const m = answer.message!;
     const hdrs = m.hdrs === undefined ? '' : Buffer.from(m.hdrs, 'base64').toString('utf8');
     const op = /KV-Operation:\s*(DEL|PURGE)/i.exec(hdrs)?.[1]?.toUpperCase() ?? 'PUT';
-    return { revision: m.seq, operation: op, value: m.data === undefined ? EMPTY : Buffer.from(m.data, 'base64') };
+    return { subject: m.subject, revision: m.seq, operation: op, value: m.data === undefined ? EMPTY : Buffer.from(m.data, 'base64') };
   }
+
 
   /** The live value of a record, or undefined when absent, deleted or expired. */
   private live<T>(e: KvRecord | null): T | undefined {
@@ -544,16 +549,28 @@ export class NatsResultBackend implements ResultBackend {
     return e === null || e.operation !== 'PUT' ? undefined : { id, rev: e.revision, data: decoder.decode(e.value) };
   }
 
+  /**
+   * Every record, read message by message from the stream leader (`STREAM.MSG.GET` with `next_by_subj`):
+   * one request per key, and it always ends, at the stream's last message. (An ordered consumer — the
+   * client's `kv.history()` — now and then never signalled its end here.)
+   */
   async listSchedules(): Promise<StoredScheduleList> {
-    const kv = await this.schedulesKv();
+    await this.schedulesKv();
     const version = await this.schedulesVersion(); // before the listing: never newer than what it lists
+    const bucket = this.schedulesBucket;
+    const filter = `$KV.${bucket}.s.>`;
+    const skip = `$KV.${bucket}.s.`.length;
     const schedules: StoredSchedule[] = [];
-    const entries = await kv.history({ key: 's.>' }); // history 1: the last record of every key
-    for await (const e of entries) {
-      if (e.operation === 'PUT') schedules.push({ id: untoken(e.key.slice(2)), rev: e.revision, data: decoder.decode(e.value) });
+    for (let seq = 1; ; ) {
+      const from = seq;
+      const m = await this.retry(() => this.getMessage(bucket, { seq: from, next_by_subj: filter }));
+      if (m === null) break;
+      if (m.operation === 'PUT') schedules.push({ id: untoken(m.subject.slice(skip)), rev: m.revision, data: decoder.decode(m.value) });
+      seq = m.revision + 1;
     }
     return { version, schedules };
   }
+
 
   async schedulesVersion(): Promise<number> {
     await this.schedulesKv();
