@@ -63,7 +63,7 @@ type Listener = (value: Buffer) => void;
  */
 export class CeleryRedisResultBackend implements ResultBackend {
   readonly name = 'celery-redis';
-  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: false };
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: false, schedules: false };
   readonly prefix: string;
   private readonly url: URL;
   private readonly redisOptions: RedisOptions;

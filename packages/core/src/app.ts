@@ -14,6 +14,7 @@ import { CELERY_PROTOCOL, celeriacCodec, celeriacProtocol, type Codec, type Prot
 import { Signature, type PartialSignature } from './canvas.js';
 import { Beat, type BeatOptions } from './beat.js';
 import { resolveBroker, resolveResultBackend } from './resolve.js';
+import { Schedules } from './schedules.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import type { RetryOptions } from './retry.js';
 import { DEFAULT_MAX_DECODED_BYTES, serializerFor, type Serializer, type SerializerName } from './serializer.js';
@@ -179,6 +180,11 @@ export class App implements ResultSource {
   readonly serializer: Serializer;
   readonly hostname = hostname();
   readonly tasks = new Map<string, AnyTask>();
+  /**
+   * Runtime schedules: `upsert`, `remove`, `get` and `list` periodic tasks stored in the result
+   * backend, which every running beat picks up (DESIGN.md §10). See {@link Schedules}.
+   */
+  readonly schedules: Schedules;
   private readonly opts: AppOptions;
   private readonly route: ((name: string) => string | undefined) | undefined;
   private readonly routed = new Map<string, string>();
@@ -218,6 +224,7 @@ export class App implements ResultSource {
     this.serializer = serializerFor(opts.serializer ?? 'json');
     this.accept = new Set((opts.accept ?? ['json', 'msgpack']).map((a) => serializerFor(a).contentType));
     this.route = compileRoutes(opts.routes);
+    this.schedules = new Schedules(this);
   }
 
   /** Register a task. The name must be unique in the app. */
@@ -264,8 +271,11 @@ export class App implements ResultSource {
     return w;
   }
 
-  /** Create a periodic-task scheduler for this app. Call `start()` on it. */
-  beat(opts: BeatOptions): Beat {
+  /**
+   * Create a periodic-task scheduler for this app: the static `schedules` given here, and the runtime
+   * schedules of `app.schedules` when the result backend stores them. Call `start()` on it.
+   */
+  beat(opts: BeatOptions = {}): Beat {
     const b = new Beat(this, opts);
     this.beats.add(b);
     return b;

@@ -4,6 +4,8 @@ import type { TimerHandle } from './clock.js';
 import { CeleriacError, ErrorCode } from './errors.js';
 import { newId } from './ids.js';
 import { TaskState, type ResultBackend } from './result-backend.js';
+import { ScheduleRunner } from './schedule-runner.js';
+import { scheduleStore, type ScheduleStore } from './schedules.js';
 
 /** One periodic task: a cron expression (with a time zone) or a fixed interval. */
 export interface Schedule {
@@ -24,11 +26,24 @@ export interface Schedule {
 }
 
 export interface BeatOptions {
-  schedules: Record<string, Schedule>;
+  /**
+   * Static schedules, fixed for this beat's lifetime (usually the app module's). Runtime schedules
+   * (`app.schedules`) are sent beside them whenever the result backend can store them; a runtime
+   * schedule with the name of a static one is ignored by this beat (their tick ids would collide).
+   * @default {}
+   */
+  schedules?: Record<string, Schedule>;
   /** How long the leader's lease lasts; a dead leader is replaced after at most this. @default 10_000 */
   leaseMs?: number;
   /** Identity of this beat process in the lease. @default a random id */
   holder?: string;
+  /**
+   * How often the leader reads the result backend's schedules version, listing the runtime schedules
+   * when it changed: an upsert or a remove is picked up within this (a remove stops ticks at once,
+   * since a tick is claimed in the store before it is sent). A tick more than `syncMs + 1000` ms late
+   * counts as missed (`catchUp` decides). @default 1_000
+   */
+  syncMs?: number;
 }
 
 interface Compiled {
@@ -44,13 +59,17 @@ const LAST_TTL_MS = 366 * 86_400_000;
 /**
  * Sends periodic tasks. Several beat processes may run: one holds the leader lease and sends; each
  * tick gets a task id derived from (schedule, tick time) and a once-only counter in the result
- * backend, so a tick sent during a lease handover is not sent twice.
+ * backend, so a tick sent during a lease handover is not sent twice. Runtime schedules
+ * (`app.schedules`) are claimed in the store before they are sent (see `ScheduleRunner`).
  */
 export class Beat {
   readonly holder: string;
   private readonly leaseMs: number;
   private readonly compiled: Compiled[];
+  private readonly syncMs: number;
   private backend: ResultBackend | undefined;
+  private store: ScheduleStore | undefined;
+  private runner: ScheduleRunner | undefined;
   private leaseTimer: TimerHandle | undefined;
   private leader = false;
   private started: Promise<void> | undefined;
@@ -65,7 +84,11 @@ export class Beat {
     this.holder = opts.holder ?? newId();
     this.leaseMs = opts.leaseMs ?? 10_000;
     if (!Number.isFinite(this.leaseMs) || this.leaseMs < 30) throw new RangeError('leaseMs must be at least 30');
-    this.compiled = Object.entries(opts.schedules).map(([name, schedule]) => {
+    this.syncMs = opts.syncMs ?? 1_000;
+    if (!Number.isFinite(this.syncMs) || this.syncMs < 1) throw new RangeError(`syncMs must be a number >= 1, got ${String(opts.syncMs)}`);
+    const schedules = opts.schedules ?? {};
+    if (typeof schedules !== 'object' || schedules === null) throw new TypeError('schedules must be an object of name → schedule');
+    this.compiled = Object.entries(schedules).map(([name, schedule]) => {
       if ((schedule.cron === undefined) === (schedule.everyMs === undefined)) {
         throw new TypeError(`schedule ${name}: give exactly one of cron and everyMs`);
       }
@@ -95,6 +118,10 @@ export class Beat {
       if (b?.acquireLease === undefined || b.renewLease === undefined || b.incr === undefined) {
         throw new CeleriacError(ErrorCode.UNSUPPORTED, 'beat needs a result backend with leases and counters (memory, Redis, NATS KV)');
       }
+      this.store = scheduleStore(b);
+      if (this.store === undefined && this.compiled.length === 0) {
+        throw new CeleriacError(ErrorCode.UNSUPPORTED, `beat has no static schedules, and the ${b.name} result backend cannot store runtime schedules`);
+      }
       await this.app.getBroker();
       await this.tickLease();
     })();
@@ -118,12 +145,30 @@ export class Beat {
       this.leader = true;
       this.app.logger.info('beat is now the leader', { holder: this.holder });
       for (const c of this.compiled) await this.arm(c);
+      this.startRunner();
     } else if (!held && this.leader) {
       this.leader = false;
       this.app.logger.warn('beat lost the leader lease', { holder: this.holder });
       for (const c of this.compiled) this.disarm(c);
+      this.runner?.stop();
+      this.runner = undefined;
     }
     this.leaseTimer = this.app.clock.setTimeout(() => void this.tickLease(), Math.floor(this.leaseMs / 3));
+  }
+
+  /**
+   * Start sending runtime schedules. Not awaited: listing many schedules must not hold up the lease
+   * renewal (the runner logs its own failures and keeps trying every `syncMs`).
+   */
+  private startRunner(): void {
+    if (this.store === undefined || this.closing !== undefined) return;
+    const runner = new ScheduleRunner(this.app, this.store, {
+      syncMs: this.syncMs,
+      staticNames: new Set(this.compiled.map((c) => c.name)),
+      onSent: (schedule, tickMs, taskId) => this.sent.push({ schedule, tickMs, taskId }),
+    });
+    this.runner = runner;
+    void runner.start();
   }
 
   private next(c: Compiled, after: number): number | null {
@@ -196,6 +241,10 @@ export class Beat {
       await this.started?.catch(() => undefined);
       if (this.leaseTimer !== undefined) this.app.clock.clearTimeout(this.leaseTimer);
       for (const c of this.compiled) this.disarm(c);
+      const runner = this.runner;
+      this.runner = undefined;
+      runner?.stop();
+      await runner?.idle();
       if (this.leader && opts.release !== false) await this.backend?.releaseLease?.(LEADER, this.holder).catch(() => false);
       this.leader = false;
     })();

@@ -22,6 +22,8 @@ export const ErrorCode = {
   TASK_FAILED: 'ERR_TASK_FAILED',
   NO_RESULT_BACKEND: 'ERR_NO_RESULT_BACKEND',
   ABORTED: 'ERR_ABORTED',
+  /** A compare-and-set kept losing to other writers (`app.schedules.upsert` under heavy contention). */
+  CONFLICT: 'ERR_CONFLICT',
 } as const;
 
 /** Any of the codes above, or a code carried over from a remote task's error. */

@@ -50,7 +50,14 @@ export type { TaskMessage, Embed, SignatureData } from './message.js';
 export { resolveBroker, resolveResultBackend, parseUrlOptions, serverTarget } from './resolve.js';
 export type { BrokerFactory, ResultBackendFactory, FactoryContext, UrlOptions } from './resolve.js';
 export { TaskState, READY_STATES } from './result-backend.js';
-export type { ResultBackend, ResultBackendCapabilities, ResultMeta, WaitOptions } from './result-backend.js';
+export type {
+  ResultBackend,
+  ResultBackendCapabilities,
+  ResultMeta,
+  StoredSchedule,
+  StoredScheduleList,
+  WaitOptions,
+} from './result-backend.js';
 export { backoffDelayMs } from './retry.js';
 export type { RetryOptions } from './retry.js';
 export { jsonSerializer, msgpackSerializer, serializerFor } from './serializer.js';
@@ -61,6 +68,15 @@ export { Worker } from './worker.js';
 export type { WorkerOptions, CloseOptions, CloseReport } from './worker.js';
 export { Beat } from './beat.js';
 export type { BeatOptions, Schedule } from './beat.js';
+export { Schedules } from './schedules.js';
+export type {
+  NormalizedSchedule,
+  RuntimeSchedule,
+  ScheduleEntry,
+  ScheduleOptions,
+  SchedulesHost,
+  UpsertResult,
+} from './schedules.js';
 export { EVENTS_CHANNEL, EventPublisher, watchEvents } from './monitor.js';
 export type { RemoteEvent } from './monitor.js';
 export { createMetrics, MetricsCollector } from './metrics.js';

@@ -6,6 +6,8 @@ import {
   type ResultBackend,
   type ResultBackendCapabilities,
   type ResultMeta,
+  type StoredSchedule,
+  type StoredScheduleList,
   type WaitOptions,
 } from './result-backend.js';
 
@@ -25,12 +27,14 @@ export interface MemoryResultBackendOptions {
 }
 
 /**
- * Results, counters, leases, revocations and token buckets in process memory, with the same
- * semantics as the Redis backend. Values are deep-copied on the way in and out, as a real store would.
+ * Results, counters, leases, revocations, token buckets and runtime schedules in process memory, with
+ * the same semantics as the Redis backend. Values are deep-copied on the way in and out, as a real
+ * store would. Every operation runs to completion in one turn of the event loop, which is what makes
+ * the schedules' compare-and-set atomic here.
  */
 export class MemoryResultBackend implements ResultBackend {
   readonly name = 'memory';
-  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true, schedules: true };
   private readonly clock: Clock;
   private readonly results = new Map<string, Entry<ResultMeta>>();
   private readonly counters = new Map<string, Entry<number>>();
@@ -38,6 +42,9 @@ export class MemoryResultBackend implements ResultBackend {
   private readonly revoked = new Map<string, Entry<true>>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly schedules = new Map<string, StoredSchedule>();
+  /** The rev of the latest schedule write (one counter for every id; an object, so views made with Object.create share it). */
+  private readonly scheduleRevs = { latest: 0 };
   private closed = false;
   private writes = 0;
 
@@ -192,6 +199,33 @@ export class MemoryResultBackend implements ResultBackend {
       return Promise.resolve({ ok: true, retryInMs: 0 });
     }
     return Promise.resolve({ ok: false, retryInMs: Math.ceil((1 - b.tokens) / ratePerMs) });
+  }
+
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    const s = this.schedules.get(id);
+    return Promise.resolve(s === undefined ? undefined : { ...s });
+  }
+
+  listSchedules(): Promise<StoredScheduleList> {
+    return Promise.resolve({ version: this.scheduleRevs.latest, schedules: [...this.schedules.values()].map((s) => ({ ...s })) });
+  }
+
+  schedulesVersion(): Promise<number> {
+    return Promise.resolve(this.scheduleRevs.latest);
+  }
+
+  putSchedule(id: string, data: string, expectedRev: number): Promise<number> {
+    if (typeof data !== 'string') return Promise.reject(new TypeError('schedule data must be a string'));
+    if ((this.schedules.get(id)?.rev ?? 0) !== expectedRev) return Promise.resolve(0);
+    const rev = ++this.scheduleRevs.latest;
+    this.schedules.set(id, { id, rev, data });
+    return Promise.resolve(rev);
+  }
+
+  deleteSchedule(id: string): Promise<boolean> {
+    if (!this.schedules.delete(id)) return Promise.resolve(false);
+    this.scheduleRevs.latest++;
+    return Promise.resolve(true);
   }
 
   close(): Promise<void> {

@@ -37,6 +37,35 @@ export interface ResultBackendCapabilities {
   readonly leases: boolean;
   readonly revocations: boolean;
   readonly rateLimits: boolean;
+  /**
+   * Runtime schedules (`app.schedules`, DESIGN.md §10): `getSchedule`, `listSchedules`,
+   * `schedulesVersion`, `putSchedule` and `deleteSchedule` are all present. Absent means false, so a
+   * backend written before this capability existed still type-checks and is refused cleanly
+   * (`ERR_UNSUPPORTED`).
+   */
+  readonly schedules?: boolean;
+}
+
+/**
+ * One runtime schedule as a result backend keeps it. The backend does not read `data` (text core
+ * writes and reads); it keeps `rev`, the compare-and-set token of the record.
+ */
+export interface StoredSchedule {
+  readonly id: string;
+  /**
+   * Positive, and greater than the rev of every earlier write to this backend's schedules — of any
+   * id, deletions included — so a newer record of an id always has a larger rev (Redis: one counter;
+   * NATS: the KV revision; memory: one counter; SQL: a sequence).
+   */
+  readonly rev: number;
+  readonly data: string;
+}
+
+/** Every stored runtime schedule, and the version they are at least as new as. */
+export interface StoredScheduleList {
+  /** `schedulesVersion()` read before (or atomically with) the listing. */
+  readonly version: number;
+  readonly schedules: StoredSchedule[];
 }
 
 export interface WaitOptions {
@@ -74,6 +103,29 @@ export interface ResultBackend {
   listRevoked?(): Promise<string[]>;
   /** Token bucket of `limit` tokens refilled over `windowMs`, shared by every client of the backend. */
   takeTokens?(bucket: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryInMs: number }>;
+  /*
+   * Runtime schedules: present together, and only, when `capabilities.schedules` is true. They are a
+   * small compare-and-set store; what a schedule means (its next run, run count, catch-up) is core's,
+   * written into `data`. Race-freedom comes from `putSchedule`'s compare-and-set being atomic in the
+   * store. Schedules do not expire. The result-backend suite tests every line below.
+   */
+  /** The record of `id`, or undefined when there is none (never created, or deleted). */
+  getSchedule?(id: string): Promise<StoredSchedule | undefined>;
+  /** Every record (any order). Its `version` is never newer than the records listed. */
+  listSchedules?(): Promise<StoredScheduleList>;
+  /**
+   * A number that grows with every write (`putSchedule` that took effect, `deleteSchedule` that
+   * removed something): the rev of the latest write, 0 before any. Equal versions mean nothing was
+   * written in between, so a poller lists only when it changed.
+   */
+  schedulesVersion?(): Promise<number>;
+  /**
+   * Compare-and-set: store `data` under `id` if its current rev is `expectedRev` (0: only if there is
+   * no record) and return the new rev; return 0, writing nothing, when the current rev differs.
+   */
+  putSchedule?(id: string, data: string, expectedRev: number): Promise<number>;
+  /** Remove the record of `id`; true if there was one. */
+  deleteSchedule?(id: string): Promise<boolean>;
   /**
    * Set when `prepareSet` is available: names the server (and database) the backend writes to, so a
    * transport on the same one can store a result together with its ack (see `SettleAdapter.resultWriteTarget`

@@ -22,3 +22,19 @@ resultBackendSuite({ describe, it }, 'memory', {
   sleep: (ms) => backendClock.advance(ms),
   slackMs: 0,
 });
+
+// The refusal branches: a backend with none of the optional operations (as a backend written against the
+// first contract would be) must pass the same suite, and app.schedules refuses it with ERR_UNSUPPORTED.
+const bare = createMemoryResultBackend({ clock: backendClock });
+resultBackendSuite({ describe, it }, 'memory without the optional operations', {
+  create: () =>
+    Object.assign(Object.create(bare) as MemoryResultBackend, {
+      capabilities: { counters: false, leases: false, revocations: false, rateLimits: false },
+      close: () => Promise.resolve(),
+      ...Object.fromEntries(
+        ['incr', 'acquireLease', 'renewLease', 'releaseLease', 'revoke', 'isRevoked', 'listRevoked', 'takeTokens', 'getSchedule', 'listSchedules', 'schedulesVersion', 'putSchedule', 'deleteSchedule'].map((k) => [k, undefined]),
+      ),
+    }),
+  sleep: (ms) => backendClock.advance(ms),
+  slackMs: 0,
+});

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   createMemoryBroker,
+  createMemoryResultBackend,
+  MemoryResultBackend,
   MemoryServer,
+  type StoredSchedule,
   type Broker,
   type ConsumeOptions,
   type Delivery,
@@ -9,7 +12,7 @@ import {
   type PublishOptions,
   type QueueStats,
 } from '../src/index.js';
-import { brokerSuite, createFakeClock, type FakeClock } from '../src/testing/index.js';
+import { brokerSuite, createFakeClock, resultBackendSuite, type FakeClock } from '../src/testing/index.js';
 import { collectTests } from './helpers.js';
 
 /** Delegates everything to a real memory broker; subclasses break one thing. */
@@ -133,5 +136,64 @@ describe('the broker suite catches real bugs', () => {
     const tests = suiteFor((server) => createMemoryBroker({ server }));
     await tests.get(`${P} > at least once > an unacked delivery of a consumer that dies is delivered again`)!();
     await tests.get(`${P} > delays live in the broker > a delayed message survives the restart of every publisher and consumer`)!();
+  });
+});
+
+/**
+ * Bug: a schedule store whose compare-and-set is a read, a wait and a write (what a plain GET then SET
+ * against a server does) — two writers can both see the rev they expect and both write.
+ */
+class CheckThenSet extends MemoryResultBackend {
+  private readonly records = new Map<string, StoredSchedule>();
+  private readonly revs = { latest: 0 }; // an object: views made with Object.create share it
+  override getSchedule(id: string) {
+    return Promise.resolve(this.records.get(id));
+  }
+  override listSchedules() {
+    return Promise.resolve({ version: this.revs.latest, schedules: [...this.records.values()] });
+  }
+  override schedulesVersion() {
+    return Promise.resolve(this.revs.latest);
+  }
+  override async putSchedule(id: string, data: string, expectedRev: number) {
+    const current = this.records.get(id)?.rev ?? 0;
+    await new Promise<void>((r) => setImmediate(r)); // the round trip between the read and the write
+    if (current !== expectedRev) return 0;
+    const rev = ++this.revs.latest;
+    this.records.set(id, { id, rev, data });
+    return rev;
+  }
+  override deleteSchedule(id: string) {
+    if (!this.records.delete(id)) return Promise.resolve(false);
+    this.revs.latest++;
+    return Promise.resolve(true);
+  }
+}
+
+describe('the result-backend suite catches a schedule store that is not atomic', () => {
+  const B = 'result backend conformance: broken';
+  const tests = (backend: MemoryResultBackend) =>
+    collectTests((api) =>
+      resultBackendSuite(api, 'broken', {
+        create: () => Object.assign(Object.create(backend) as MemoryResultBackend, { close: () => Promise.resolve() }),
+        sleep: () => Promise.resolve(),
+        slackMs: 0,
+      }),
+    );
+
+  it('fails it on concurrent creates and on concurrent upserts through app.schedules', async () => {
+    const t = tests(new CheckThenSet());
+    await expect(t.get(`${B} > runtime schedules: of many clients creating one id at once one wins, and of many compare-and-sets on one rev one wins — or absent`)!()).rejects.toThrow(
+      /writes that created the record: expected 1/,
+    );
+    await expect(
+      t.get(`${B} > app.schedules on this backend: apps upserting one id at once leave one schedule, an unchanged upsert keeps its next run — or ERR_UNSUPPORTED`)!(),
+    ).rejects.toThrow(/upserts that created it: expected 1/);
+  });
+
+  it('passes the same tests on the memory backend', async () => {
+    const t = tests(createMemoryResultBackend());
+    await t.get(`${B} > runtime schedules: of many clients creating one id at once one wins, and of many compare-and-sets on one rev one wins — or absent`)!();
+    await t.get(`${B} > app.schedules on this backend: apps upserting one id at once leave one schedule, an unchanged upsert keeps its next run — or ERR_UNSUPPORTED`)!();
   });
 });

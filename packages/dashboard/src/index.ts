@@ -5,4 +5,4 @@ export { runDashboardCli } from './run-dashboard-cli.js';
 export type { DashboardCliIo } from './run-dashboard-cli.js';
 export { DashboardState } from './state.js';
 export type { DashboardStateOptions, RateSeries, TaskView, WorkerStatus, WorkerView } from './state.js';
-export type { DeadLetterView, Overview, QueueView } from './routes.js';
+export type { DeadLetterView, Overview, QueueView, ScheduleView, SchedulesView } from './routes.js';

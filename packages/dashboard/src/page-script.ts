@@ -254,6 +254,47 @@ export const PAGE_SCRIPT = String.raw`
     act(function (j) { return 'Purged ' + j.purged + ' messages from ' + name; }, 'POST', 'api/queues/' + encodeURIComponent(name) + '/purge', {});
   }
 
+  // ---- runtime schedules -----------------------------------------------------------------------
+  function when(ts) { return ts ? new Date(ts).toLocaleString() : ''; }
+  function loadSchedules() {
+    return api('GET', 'api/schedules').then(renderSchedules, function (e) {
+      var note = $('schedules-note');
+      setText(note, 'Could not load the schedules: ' + e.message);
+      note.hidden = false;
+    });
+  }
+  function renderSchedules(j) {
+    var note = $('schedules-note');
+    note.hidden = j.supported;
+    setText(note, j.supported ? '' : j.reason);
+    var rows = j.schedules.map(function (s) {
+      var timing = el('td', null, s.timing);
+      var extra = [];
+      if (s.startAt) extra.push('from ' + when(s.startAt));
+      if (s.endAt) extra.push('until ' + when(s.endAt));
+      if (s.catchUp !== 'once') extra.push('catch-up: ' + s.catchUp);
+      if (extra.length) timing.append(el('div', { class: 'hint' }, extra.join(', ')));
+      return el('tr', { 'data-schedule-id': s.id },
+        el('td', { class: 'mono' }, s.id),
+        el('td', { class: 'mono' }, s.task),
+        el('td', { class: 'mono clip', title: s.args }, s.args),
+        timing,
+        el('td', { title: s.nextRunAt ? new Date(s.nextRunAt).toISOString() : 'limit reached or past its end' }, s.nextRunAt ? when(s.nextRunAt) : 'finished'),
+        el('td', { class: 'num' }, s.runCount + (s.limit === null ? '' : ' / ' + s.limit)),
+        el('td', { class: 'hint' }, when(s.lastRunAt)),
+        el('td', { class: 'actions' }, el('button', { type: 'button', class: 'danger', 'aria-label': 'Remove schedule ' + s.id,
+          onclick: function () { removeSchedule(s.id); } }, 'Remove')));
+    });
+    var body = $('schedules-body');
+    body.replaceChildren.apply(body, rows);
+    $('schedules-empty').hidden = rows.length > 0 || !j.supported;
+    setText($('schedules-summary'), j.supported ? rows.length + ' stored, refreshed every 5 s' : '');
+  }
+  function removeSchedule(id) {
+    if (!window.confirm('Remove the schedule "' + id + '"? No beat will send it again.')) return;
+    act(function () { return 'Removed schedule ' + id; }, 'POST', 'api/schedules/' + encodeURIComponent(id) + '/remove', {}, loadSchedules);
+  }
+
   // ---- tasks -----------------------------------------------------------------------------------
   function revoke(id) {
     act(function () { return 'Revoke sent for ' + id; }, 'POST', 'api/tasks/' + encodeURIComponent(id) + '/revoke', {});
@@ -425,5 +466,8 @@ export const PAGE_SCRIPT = String.raw`
     });
   }, 1000);
   connect();
+  $('schedules-refresh').addEventListener('click', loadSchedules);
+  loadSchedules();
+  setInterval(loadSchedules, 5000);
 })();
 `;

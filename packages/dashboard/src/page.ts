@@ -41,6 +41,15 @@ export function renderPage(nonce: string): string {
       <tbody id="queues-body"></tbody>
     </table>
   </section>
+  <section aria-labelledby="schedules-h">
+    <h2 id="schedules-h">Runtime schedules <small id="schedules-summary"></small> <button type="button" id="schedules-refresh">Refresh</button></h2>
+    <p id="schedules-note" class="notice" hidden></p>
+    <table>
+      <thead><tr><th>Schedule</th><th>Task</th><th>Arguments</th><th>Timing</th><th>Next run</th><th class="num">Runs</th><th>Last run</th><th>Actions</th></tr></thead>
+      <tbody id="schedules-body"></tbody>
+      <tbody id="schedules-empty"><tr class="empty"><td colspan="8">No runtime schedules (app.schedules.upsert creates them).</td></tr></tbody>
+    </table>
+  </section>
   <section aria-labelledby="lookup-h">
     <h2 id="lookup-h">Find a task</h2>
     <form id="lookup" class="lookup" autocomplete="off">

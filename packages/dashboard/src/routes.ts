@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type App, type DeadLetter, type GuardedBroker, type MetricsCollector } from '@celeriac/core';
+import { ErrorCode, isCeleriacError, type App, type DeadLetter, type GuardedBroker, type MetricsCollector, type ScheduleEntry } from '@celeriac/core';
 import { HttpError, readJsonObject, sendJson, sendText } from './http.js';
-import { clip } from './repr.js';
+import { clip, repr } from './repr.js';
 import { taskFromBackend, type DashboardState, type RateSeries, type TaskView, type WorkerView } from './state.js';
 import type { SseHub } from './sse.js';
 
@@ -38,6 +38,33 @@ export interface DeadLetterView {
   deadAt: number | null;
 }
 
+/** A runtime schedule (`app.schedules`) as the API and the page get it. Times are epoch ms. */
+export interface ScheduleView {
+  id: string;
+  task: string;
+  /** The arguments as JSON text, cut at 500 characters. */
+  args: string;
+  /** `every 30 s`, or `cron "0 9 * * 1-5" Europe/Stockholm`. */
+  timing: string;
+  catchUp: 'once' | 'all' | 'none';
+  startAt: number | null;
+  endAt: number | null;
+  limit: number | null;
+  /** Null once finished (`limit` reached, past `endAt`). */
+  nextRunAt: number | null;
+  lastRunAt: number | null;
+  runCount: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** `GET /api/schedules`: `supported` is false (with the reason) when the result backend cannot store them. */
+export interface SchedulesView {
+  supported: boolean;
+  reason: string | null;
+  schedules: ScheduleView[];
+}
+
 /** What the routes need from the running dashboard. */
 export interface RouteContext {
   readonly app: App;
@@ -54,6 +81,8 @@ export interface RouteContext {
 }
 
 const MAX_ID_CHARS = 255;
+/** Schedule ids are at most this long (core's limit). */
+const MAX_SCHEDULE_ID_CHARS = 200;
 /** Dead letters searched per queue when retrying one task by id. */
 const RETRY_SCAN_LIMIT = 1_000;
 
@@ -118,6 +147,23 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     }
     throw new HttpError(404, 'not found');
   }
+  if (second === 'schedules') {
+    if (segments.length === 2) {
+      allow(method, 'GET');
+      sendJson(res, 200, await schedules(ctx), headers);
+      return;
+    }
+    const id = third!;
+    if (id.length === 0 || id.length > MAX_SCHEDULE_ID_CHARS) throw new HttpError(400, `a schedule id has 1 to ${MAX_SCHEDULE_ID_CHARS} characters`);
+    if (segments.length === 4 && fourth === 'remove') {
+      allow(method, 'POST');
+      await readJsonObject(req);
+      if (!(await ctx.app.schedules.remove(id))) throw new HttpError(404, `no runtime schedule "${clip(id, 100)}"`);
+      sendJson(res, 200, { id, removed: true }, headers);
+      return;
+    }
+    throw new HttpError(404, 'not found');
+  }
   if (second === 'queues') {
     if (segments.length === 2) {
       allow(method, 'GET');
@@ -165,6 +211,45 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     throw new HttpError(404, 'not found');
   }
   throw new HttpError(404, 'not found');
+}
+
+async function schedules(ctx: RouteContext): Promise<SchedulesView> {
+  let entries: ScheduleEntry[];
+  try {
+    entries = await ctx.app.schedules.list();
+  } catch (err) {
+    if (isCeleriacError(err, ErrorCode.UNSUPPORTED) || isCeleriacError(err, ErrorCode.NO_RESULT_BACKEND)) {
+      return { supported: false, reason: err.message, schedules: [] };
+    }
+    throw err;
+  }
+  return { supported: true, reason: null, schedules: entries.map(scheduleView) };
+}
+
+function scheduleView(e: ScheduleEntry): ScheduleView {
+  const s = e.schedule;
+  return {
+    id: e.id,
+    task: s.task,
+    args: repr(s.args, 500),
+    timing: s.cron !== undefined ? `cron "${s.cron}" ${s.timezone ?? 'UTC'}` : every(s.everyMs ?? 0),
+    catchUp: s.catchUp,
+    startAt: s.startAt ?? null,
+    endAt: s.endAt ?? null,
+    limit: s.limit ?? null,
+    nextRunAt: e.nextRunAt,
+    lastRunAt: e.lastRunAt,
+    runCount: e.runCount,
+    createdAt: e.createdAt,
+    updatedAt: e.updatedAt,
+  };
+}
+
+function every(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1_000]] as const) {
+    if (ms % size === 0) return `every ${ms / size} ${unit}`;
+  }
+  return `every ${ms} ms`;
 }
 
 function allow(method: string, expected: 'GET' | 'POST'): void {

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { currentTask, type TaskState } from '@celeriac/core';
-import type { DeadLetterView, Overview, TaskView } from '../src/index.js';
+import type { DeadLetterView, Overview, SchedulesView, TaskView } from '../src/index.js';
+import { createMemoryBroker } from '@celeriac/core';
+import { createDashboard } from '../src/index.js';
 import { rawRequest, readEvents, startCluster, type Cluster } from './helpers.js';
 
 const clusters: Cluster[] = [];
@@ -235,6 +237,46 @@ describe('dashboard API on a memory broker shared with a worker', () => {
     expect(big.status).toBe(413);
     expect((await fetch(c.url('/api/nothing'))).status).toBe(404);
     expect((await fetch(c.url('/api/tasks/%E0%A4%A'))).status).toBe(400);
+  });
+
+  it('lists the runtime schedules, and removes one by a POST behind the CSRF guard', async () => {
+    const c = await cluster();
+    const daily = await c.app.schedules.upsert('daily <b>', { task: 'report', args: [{ to: '<script>' }], cron: '0 9 * * *', timezone: 'Europe/Stockholm', limit: 5 });
+    await c.app.schedules.upsert('ping', { task: 'ops.ping', everyMs: 30_000, endAt: Date.UTC(2030, 0, 1), catchUp: 'none' });
+    const listed = await c.getJson<SchedulesView>('/api/schedules');
+    expect(listed.status).toBe(200);
+    expect(listed.body.supported).toBe(true);
+    expect(listed.body.schedules).toEqual([
+      expect.objectContaining({ id: 'daily <b>', task: 'report', args: '[{"to":"<script>"}]', timing: 'cron "0 9 * * *" Europe/Stockholm', limit: 5, runCount: 0, nextRunAt: daily.entry.nextRunAt }),
+      expect.objectContaining({ id: 'ping', timing: 'every 30 s', catchUp: 'none', endAt: Date.UTC(2030, 0, 1), limit: null, lastRunAt: null }),
+    ]);
+
+    const path = `/api/schedules/${encodeURIComponent('daily <b>')}/remove`;
+    const forged = await c.post<{ error: string }>(path, {}, {});
+    expect(forged.status).toBe(403);
+    expect(forged.body.error).toContain('X-Celeriac-Csrf');
+    expect((await c.post(path, {}, { 'X-Celeriac-Csrf': '1', Origin: 'http://evil.example' })).status).toBe(403);
+    expect((await fetch(c.url(path))).status).toBe(405);
+    expect(await c.app.schedules.get('daily <b>')).toBeDefined(); // refused requests removed nothing
+    expect(await c.post(path)).toEqual({ status: 200, body: { id: 'daily <b>', removed: true } });
+    expect(await c.app.schedules.get('daily <b>')).toBeUndefined();
+    expect((await c.post(path)).status).toBe(404);
+    expect((await c.post(`/api/schedules/${'x'.repeat(201)}/remove`)).status).toBe(400);
+    expect((await c.getJson<SchedulesView>('/api/schedules')).body.schedules.map((s) => s.id)).toEqual(['ping']);
+  });
+
+  it('says so when the result backend cannot store runtime schedules (GET), and answers 501 to a remove', async () => {
+    const c = await cluster();
+    const plain = Object.assign(Object.create(c.backend) as typeof c.backend, { capabilities: { ...c.backend.capabilities, schedules: false } });
+    const d = await createDashboard({ broker: createMemoryBroker({ server: c.server }), resultBackend: plain, port: 0 });
+    try {
+      const r = await fetch(new URL('/api/schedules', d.url));
+      expect(await r.json()).toEqual({ supported: false, reason: expect.stringContaining('cannot store runtime schedules'), schedules: [] });
+      const post = await fetch(new URL('/api/schedules/x/remove', d.url), { method: 'POST', headers: { 'X-Celeriac-Csrf': '1', 'Content-Type': 'application/json' }, body: '{}' });
+      expect(post.status).toBe(501);
+    } finally {
+      await d.close();
+    }
   });
 
   it('serves a page that runs only its own script and cannot be framed', async () => {

@@ -9,7 +9,7 @@ afterEach(async () => {
   await Promise.all(clusters.splice(0).map((c) => c.close()));
 });
 
-const ROUTES = ['/', '/api/state', '/api/events', '/api/tasks', '/api/queues/default/dead-letters', '/metrics'];
+const ROUTES = ['/', '/api/state', '/api/events', '/api/tasks', '/api/queues/default/dead-letters', '/api/schedules', '/metrics'];
 
 async function refusal(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -58,6 +58,12 @@ describe('binding and authentication', () => {
     const bearer = { Authorization: `Bearer ${token}` };
     expect((await c.getJson('/api/state', bearer)).status).toBe(200);
     expect((await c.post('/api/queues/default/purge', {}, { ...bearer, 'X-Celeriac-Csrf': '1' })).body).toEqual({ queue: 'default', purged: 0 });
+    // Removing a schedule needs the credentials too, and then the CSRF header.
+    await c.app.schedules.upsert('nightly', { task: 'n', cron: '0 3 * * *' });
+    expect((await c.post('/api/schedules/nightly/remove', {}, { 'X-Celeriac-Csrf': '1' })).status).toBe(401);
+    expect((await c.post('/api/schedules/nightly/remove', {}, bearer)).status).toBe(403);
+    expect(await c.app.schedules.get('nightly')).toBeDefined();
+    expect((await c.post('/api/schedules/nightly/remove', {}, { ...bearer, 'X-Celeriac-Csrf': '1' })).body).toEqual({ id: 'nightly', removed: true });
 
     // A browser without credentials gets the sign-in form.
     const page = await fetch(c.dashboard.url, { headers: { Accept: 'text/html' } });

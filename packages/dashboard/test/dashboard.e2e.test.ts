@@ -172,6 +172,29 @@ describe.skipIf(!haveChromium)('dashboard in a browser', () => {
     await queueCell('parked', 1).filter({ hasText: /^0$/ }).waitFor();
     expect(dialogs[0]).toContain('Purge queue "parked"? This deletes its 3 ready messages');
 
+    // Runtime schedules: one another process upserts appears (on Refresh; the panel also refreshes every
+    // 5 s), its id shown as text; Remove asks first, then removes it behind the same auth and CSRF guard.
+    const schedId = 'nightly <i>report</i>';
+    await c.app.schedules.upsert(schedId, { task: 'report.build', args: [1, 2], cron: '30 2 * * *', timezone: 'Europe/Stockholm', limit: 3 });
+    await c.app.schedules.upsert('cache.sweep', { task: 'echo', args: ['sweep'], everyMs: 900_000, endAt: Date.now() + 30 * 86_400_000 }); // stays, for the screenshot
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    const sched = page.locator('#schedules-body tr').filter({ hasText: schedId });
+    await sched.waitFor({ timeout: 2_000 });
+    expect(await sched.locator('td').nth(3).textContent()).toBe('cron "30 2 * * *" Europe/Stockholm');
+    expect(await sched.locator('td').nth(5).textContent()).toBe('0 / 3');
+    expect(await page.locator('#schedules-body i').count()).toBe(0);
+    page.once('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await sched.getByRole('button', { name: `Remove schedule ${schedId}` }).click();
+    expect(await c.app.schedules.get(schedId)).toBeDefined();
+    page.once('dialog', (d) => void d.accept());
+    await sched.getByRole('button', { name: `Remove schedule ${schedId}` }).click();
+    await sched.waitFor({ state: 'detached' });
+    expect(await c.app.schedules.get(schedId)).toBeUndefined();
+    expect(dialogs[1]).toBe(`Remove the schedule "${schedId}"? No beat will send it again.`);
+
     // What the screenshot shows: a task in progress, a failure with its stack open, the rate chart.
     const imp = await send('import.rows', [1200]);
     await badge(imp.id, 'PROGRESS').waitFor();

@@ -10,6 +10,8 @@ import {
   type ResultBackend,
   type ResultBackendCapabilities,
   type ResultMeta,
+  type StoredSchedule,
+  type StoredScheduleList,
   type UrlOptions,
   type WaitOptions,
 } from '@celeriac/core';
@@ -33,7 +35,7 @@ export interface RedisResultBackendConfig extends RedisResultBackendOptions {
 type ClientOptions = Omit<RedisOptions, 'replyMapping'>;
 
 /**
- * Results, counters, leases, revocations and token buckets in Redis.
+ * Results, counters, leases, revocations, token buckets and runtime schedules in Redis.
  *
  * - `set` is one script: a stored SUCCESS is never overwritten; the key expires after `ttlMs`; a
  *   ready state (SUCCESS, FAILURE, REVOKED) is PUBLISHed on the task's channel.
@@ -41,12 +43,15 @@ type ClientOptions = Omit<RedisOptions, 'replyMapping'>;
  *   the key (so a result stored in between is not missed). No polling; the subscription is dropped
  *   when the last wait for that id settles.
  * - Result writes of one burst are one script call, reads one MGET (their own batching, not `autoPipelining`).
+ * - Runtime schedules are one hash `<prefix>:{schedules}` (id → `<rev> <data>`) and a counter
+ *   `<prefix>:{schedules}:version`; a write is one script that compares the rev and takes the next
+ *   counter value as the new one (`lua/put-schedule.lua`), so it is atomic, and never expires.
  *
  * Two connections per backend: commands, and the shared subscriber (opened on the first `wait`).
  */
 export class RedisResultBackend implements ResultBackend {
   readonly name = 'redis';
-  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true, schedules: true };
   readonly options: ResolvedResultBackendOptions;
   /** Server, user and database of the results: a Redis broker with the same target stores a result with its ack. */
   readonly writeTarget: string | undefined;
@@ -307,6 +312,41 @@ export class RedisResultBackend implements ResultBackend {
     });
   }
 
+  /** The schedules hash and its version counter: one hash tag, so one slot on a cluster. */
+  private scheduleKeys(): [string, string] {
+    const hash = `${this.options.prefix}:{schedules}`;
+    return [hash, `${hash}:version`];
+  }
+
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    return this.run(async () => {
+      const value = await this.main.hget(this.scheduleKeys()[0], id);
+      return value === null ? undefined : storedSchedule(id, value);
+    });
+  }
+
+  listSchedules(): Promise<StoredScheduleList> {
+    return this.run(async () => {
+      const [version, flat] = await this.scripts.listSchedules(...this.scheduleKeys());
+      const schedules: StoredSchedule[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) schedules.push(storedSchedule(flat[i]!, flat[i + 1]!));
+      return { version: Number(version), schedules };
+    });
+  }
+
+  schedulesVersion(): Promise<number> {
+    return this.run(async () => Number((await this.main.get(this.scheduleKeys()[1])) ?? 0));
+  }
+
+  putSchedule(id: string, data: string, expectedRev: number): Promise<number> {
+    if (!Number.isSafeInteger(expectedRev) || expectedRev < 0) return Promise.reject(new RangeError(`expectedRev must be an integer >= 0, got ${String(expectedRev)}`));
+    return this.run(() => this.scripts.putSchedule(...this.scheduleKeys(), id, expectedRev, data));
+  }
+
+  deleteSchedule(id: string): Promise<boolean> {
+    return this.run(async () => (await this.scripts.deleteSchedule(...this.scheduleKeys(), id)) === 1);
+  }
+
   /** Idempotent. Pending waits reject with ERR_CLOSED; both connections are closed. */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -320,6 +360,12 @@ export class RedisResultBackend implements ResultBackend {
     this.subs?.clear(err);
     await Promise.all([this.main, this.subscriber].filter((c): c is RedisClient => c !== undefined).map(quit));
   }
+}
+
+/** A hash value `<rev> <data>` as a record. */
+function storedSchedule(id: string, value: string): StoredSchedule {
+  const space = value.indexOf(' ');
+  return { id, rev: Number(value.slice(0, space)), data: value.slice(space + 1) };
 }
 
 function noop(): void {

@@ -10,6 +10,9 @@ const SCRIPTS = {
   'renew-lease': 1,
   'release-lease': 1,
   'take-tokens': 1,
+  'put-schedule': 2,
+  'delete-schedule': 2,
+  'list-schedules': 2,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -37,6 +40,10 @@ export interface Scripts {
   renewLease(key: string, holder: string, ttlMs: number): Promise<number>;
   releaseLease(key: string, holder: string): Promise<number>;
   takeTokens(key: string, limit: number, windowMs: number): Promise<[number, number]>;
+  /** Compare-and-set a schedule record: the new rev, or 0. */
+  putSchedule(hash: string, version: string, id: string, expectedRev: number, data: string): Promise<number>;
+  deleteSchedule(hash: string, version: string, id: string): Promise<number>;
+  listSchedules(hash: string, version: string): Promise<[string, string[]]>;
 }
 
 /** Define the scripts on a connection (EVALSHA, EVAL on NOSCRIPT) and return typed callers. */
@@ -65,5 +72,8 @@ export function defineScripts(client: RedisClient): Scripts {
     renewLease: call('renew-lease'),
     releaseLease: call('release-lease'),
     takeTokens: call('take-tokens'),
+    putSchedule: call('put-schedule'),
+    deleteSchedule: call('delete-schedule'),
+    listSchedules: call('list-schedules'),
   };
 }

@@ -23,6 +23,11 @@ export function token(name: string): string {
   return `=${Buffer.from(name, 'utf8').toString('hex')}`;
 }
 
+/** The string a {@link token} was made from. */
+export function untoken(tok: string): string {
+  return tok.startsWith('=') ? Buffer.from(tok.slice(1), 'hex').toString('utf8') : tok;
+}
+
 /** Names of one app's streams, consumers and subjects. */
 export class Names {
   readonly tasksStream: string;

@@ -3,12 +3,15 @@ import {
   ErrorCode,
   READY_STATES,
   TaskState,
+  newId,
   silentLogger,
   type FactoryContext,
   type Logger,
   type ResultBackend,
   type ResultBackendCapabilities,
   type ResultMeta,
+  type StoredSchedule,
+  type StoredScheduleList,
   type UrlOptions,
   type WaitOptions,
 } from '@celeriac/core';
@@ -16,8 +19,8 @@ import { JetStreamApiCodes, JetStreamApiError, StorageType, jetstreamManager } f
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { errorText, openConnection, type NatsConnectionOptions } from './connection.js';
-import { isTransient, jsPublishOnce, WRONG_LAST_SEQUENCE } from './jetstream-publish.js';
-import { checkPrefix, token } from './names.js';
+import { isTransient, jsPublishOnce, MSG_ID_HEADER, withRetry, WRONG_LAST_SEQUENCE, type ApiError, type PubAck } from './jetstream-publish.js';
+import { checkPrefix, token, untoken } from './names.js';
 import { Outbox } from './outbox.js';
 import { Requester } from './requester.js';
 import { positiveInt, setConnection, type NatsStorage } from './options.js';
@@ -125,11 +128,18 @@ interface Waiter {
  *   only between processes).
  * - Expiry: see {@link NatsResultBackendOptions.resultsMaxAgeMs}. Leases and expiries compare the
  *   clocks of the processes involved: keep them in sync (NTP).
+ * - Runtime schedules live in their own bucket, `<prefix>_schedules` (history 1, no max age, so they
+ *   never expire), created on first use: key `s.<id>` holds core's record as is, its KV revision is
+ *   the record's rev, a write is a publish with `Nats-Expected-Last-Subject-Sequence` (the server's
+ *   compare-and-set), a removal a `KV-Operation: DEL` marker written the same way, and the stream's
+ *   last sequence is the version. Listing reads the bucket message by message from the stream leader.
  */
 export class NatsResultBackend implements ResultBackend {
   readonly name = 'nats';
-  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true, schedules: true };
   readonly bucket: string;
+  /** The runtime schedules' bucket (stream `KV_<prefix>_schedules`). */
+  readonly schedulesBucket: string;
   private readonly notifyPrefix: string;
   private readonly logger: Logger;
   private conn: NatsConnection | undefined;
@@ -138,6 +148,7 @@ export class NatsResultBackend implements ResultBackend {
   private direct = false;
   private readonly outbox = new Outbox();
   private kvReady: Promise<KV> | undefined;
+  private schedulesReady: Promise<KV> | undefined;
   private closing: Promise<void> | undefined;
   private readonly waiters = new Set<Waiter>();
   /** Re-reads the keys of long waits now and then (see `recheck`); runs while anyone waits. */
@@ -150,6 +161,7 @@ export class NatsResultBackend implements ResultBackend {
   ) {
     const prefix = checkPrefix(opts.prefix ?? 'celeriac');
     this.bucket = `${prefix}_results`;
+    this.schedulesBucket = `${prefix}_schedules`;
     this.notifyPrefix = `${prefix}.results`;
     this.logger = opts.logger ?? silentLogger;
     positiveInt('resultsMaxAgeMs', opts.resultsMaxAgeMs ?? 86_400_000, 1_000);
@@ -278,12 +290,16 @@ export class NatsResultBackend implements ResultBackend {
    * A key's last record read from the stream leader (`STREAM.MSG.GET`), never from a replica that may lag:
    * what `wait()` reads after subscribing, so a result stored before the subscription is always seen.
    */
-  private async readLeader(key: string): Promise<KvRecord | null> {
+  private async readLeader(key: string, bucket = this.bucket): Promise<KvRecord | null> {
+    return this.getMessage(bucket, { last_by_subj: `$KV.${bucket}.${key}` });
+  }
+
+  /** `STREAM.MSG.GET` on a bucket's stream (served by the stream leader): one message, or null when none matches. */
+  private async getMessage(bucket: string, request: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<(KvRecord & { subject: string }) | null> {
     await this.kv();
-    const req = JSON.stringify({ last_by_subj: `$KV.${this.bucket}.${key}` });
-    const r = await this.requester!.request(`$JS.API.STREAM.MSG.GET.KV_${this.bucket}`, encoder.encode(req));
+    const r = await this.requester!.request(`$JS.API.STREAM.MSG.GET.KV_${bucket}`, encoder.encode(JSON.stringify(request)));
     const answer = JSON.parse(decoder.decode(r.data)) as {
-      message?: { seq: number; hdrs?: string; data?: string };
+      message?: { subject: string; seq: number; hdrs?: string; data?: string };
       error?: { code: number; description?: string };
     };
     if (answer.error !== undefined) {
@@ -293,8 +309,9 @@ export class NatsResultBackend implements ResultBackend {
     const m = answer.message!;
     const hdrs = m.hdrs === undefined ? '' : Buffer.from(m.hdrs, 'base64').toString('utf8');
     const op = /KV-Operation:\s*(DEL|PURGE)/i.exec(hdrs)?.[1]?.toUpperCase() ?? 'PUT';
-    return { revision: m.seq, operation: op, value: m.data === undefined ? EMPTY : Buffer.from(m.data, 'base64') };
+    return { subject: m.subject, revision: m.seq, operation: op, value: m.data === undefined ? EMPTY : Buffer.from(m.data, 'base64') };
   }
+
 
   /** The live value of a record, or undefined when absent, deleted or expired. */
   private live<T>(e: KvRecord | null): T | undefined {
@@ -489,6 +506,108 @@ export class NatsResultBackend implements ResultBackend {
     );
   }
 
+  /** Opens (or creates) the schedules bucket on first use. */
+  private schedulesKv(): Promise<KV> {
+    if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'result backend is closed'));
+    this.schedulesReady ??= (async () => {
+      await this.kv();
+      try {
+        return await new Kvm(this.conn!).create(this.schedulesBucket, {
+          history: 1,
+          storage: this.opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
+          replicas: this.opts.replicas ?? 1,
+        });
+      } catch (err) {
+        throw new CeleriacError(ErrorCode.CONNECTION, `cannot open the KV bucket ${this.schedulesBucket}: ${errorText(err)}`, { cause: err });
+      }
+    })().catch((err: unknown) => {
+      this.schedulesReady = undefined;
+      throw err;
+    });
+    return this.schedulesReady;
+  }
+
+  /**
+   * Publish a schedule record (or a DEL marker) if the key's last revision is `expected` (0: none).
+   * A transient failure is retried with the same `Nats-Msg-Id`, so a write that was stored but not
+   * acknowledged is answered by the server's duplicate check, not taken for a lost compare-and-set.
+   */
+  private async publishSchedule(key: string, data: Uint8Array, expected: number, del = false): Promise<{ ack: PubAck } | { error: ApiError }> {
+    await this.schedulesKv();
+    const hdrs: Record<string, string> = { 'Nats-Expected-Last-Subject-Sequence': String(expected), [MSG_ID_HEADER]: newId() };
+    if (del) hdrs['KV-Operation'] = 'DEL';
+    return withRetry(() => jsPublishOnce(this.requester!, `$KV.${this.schedulesBucket}.${key}`, data, hdrs), 8, () => this.closing !== undefined);
+  }
+
+  private async readSchedule(key: string): Promise<KvRecord | null> {
+    await this.schedulesKv();
+    return this.retry(() => this.readLeader(key, this.schedulesBucket));
+  }
+
+  async getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    const e = await this.readSchedule(`s.${token(id)}`);
+    return e === null || e.operation !== 'PUT' ? undefined : { id, rev: e.revision, data: decoder.decode(e.value) };
+  }
+
+  /**
+   * Every record, read message by message from the stream leader (`STREAM.MSG.GET` with `next_by_subj`):
+   * one request per key, and it always ends, at the stream's last message. (An ordered consumer — the
+   * client's `kv.history()` — now and then never signalled its end here.)
+   */
+  async listSchedules(): Promise<StoredScheduleList> {
+    await this.schedulesKv();
+    const version = await this.schedulesVersion(); // before the listing: never newer than what it lists
+    const bucket = this.schedulesBucket;
+    const filter = `$KV.${bucket}.s.>`;
+    const skip = `$KV.${bucket}.s.`.length;
+    const schedules: StoredSchedule[] = [];
+    for (let seq = 1; ; ) {
+      const from = seq;
+      const m = await this.retry(() => this.getMessage(bucket, { seq: from, next_by_subj: filter }));
+      if (m === null) break;
+      if (m.operation === 'PUT') schedules.push({ id: untoken(m.subject.slice(skip)), rev: m.revision, data: decoder.decode(m.value) });
+      seq = m.revision + 1;
+    }
+    return { version, schedules };
+  }
+
+
+  async schedulesVersion(): Promise<number> {
+    await this.schedulesKv();
+    const r = await this.retry(() => this.requester!.request(`$JS.API.STREAM.INFO.KV_${this.schedulesBucket}`, EMPTY));
+    const info = JSON.parse(decoder.decode(r.data)) as { state?: { last_seq?: number }; error?: ApiError };
+    if (info.error !== undefined) throw new CeleriacError(ErrorCode.CONNECTION, `cannot read the schedules bucket: ${info.error.description ?? info.error.code}`);
+    return info.state?.last_seq ?? 0;
+  }
+
+  async putSchedule(id: string, data: string, expectedRev: number): Promise<number> {
+    if (!Number.isSafeInteger(expectedRev) || expectedRev < 0) throw new RangeError(`expectedRev must be an integer >= 0, got ${String(expectedRev)}`);
+    const key = `s.${token(id)}`;
+    const bytes = encoder.encode(data);
+    let r = await this.publishSchedule(key, bytes, expectedRev);
+    if ('error' in r && r.error.err_code === WRONG_LAST_SEQUENCE && expectedRev === 0) {
+      // "No record" may be a DEL marker left by a removal: expect that marker instead.
+      const e = await this.readSchedule(key);
+      if (e !== null && e.operation !== 'PUT') r = await this.publishSchedule(key, bytes, e.revision);
+    }
+    if ('ack' in r) return r.ack.seq;
+    if (r.error.err_code === WRONG_LAST_SEQUENCE) return 0;
+    throw new CeleriacError(ErrorCode.CONNECTION, `KV write refused: ${r.error.description ?? r.error.code} (${r.error.err_code ?? r.error.code})`);
+  }
+
+  async deleteSchedule(id: string): Promise<boolean> {
+    const key = `s.${token(id)}`;
+    for (;;) {
+      const e = await this.readSchedule(key);
+      if (e === null || e.operation !== 'PUT') return false;
+      const r = await this.publishSchedule(key, EMPTY, e.revision, true);
+      if ('ack' in r) return true;
+      if (r.error.err_code !== WRONG_LAST_SEQUENCE) {
+        throw new CeleriacError(ErrorCode.CONNECTION, `KV delete refused: ${r.error.description ?? r.error.code} (${r.error.err_code ?? r.error.code})`);
+      }
+    }
+  }
+
   /** Idempotent: rejects every pending `wait()` with ERR_CLOSED and closes the connection. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -496,6 +615,7 @@ export class NatsResultBackend implements ResultBackend {
       if (this.recheckTimer !== undefined) clearInterval(this.recheckTimer);
       this.recheckTimer = undefined;
       await this.kvReady?.catch(() => undefined);
+      await this.schedulesReady?.catch(() => undefined);
       this.outbox.flush();
       const nc = this.conn;
       if (nc !== undefined && !nc.isClosed()) {

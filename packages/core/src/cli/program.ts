@@ -8,6 +8,8 @@ import { inspectQueues, inspectTask, inspectWorkers } from './inspect-command.js
 import { ExitCode, UsageError, describeError, describeStack, exitCodeOf } from './cli-error.js';
 import { printErr } from './output.js';
 import { dlqListCommand, dlqPurgeCommand, dlqRedriveCommand, purgeCommand } from './queue-commands.js';
+import { schedulesListCommand, schedulesRemoveCommand } from './schedules-command.js';
+import { checkScheduleId } from '../schedules.js';
 import { runSupervisor } from './supervisor.js';
 import { runWorker, type WorkerCommandOptions } from './worker-command.js';
 
@@ -72,6 +74,30 @@ Examples:
 const SOURCE_HELP = `
 The broker comes from --app (the app's own broker), else --broker, else CELERIAC_BROKER_URL or BROKER_URL.
 Exit codes: 0 done, 1 runtime error (e.g. an unreachable broker), 2 usage error.`;
+
+const BEAT_HELP = `
+Static schedules are exported by the app module (\`export const schedules = { name: { task, cron | everyMs } }\`);
+runtime schedules are those stored with app.schedules.upsert() when the result backend can store them
+(memory, Redis, NATS KV). A module may have either or both. One beat holds the leader lease and sends;
+each tick is sent once fleet-wide.
+Exit codes: 0 closed cleanly, 1 runtime error, 2 usage error, 130/143 forced exit by a second signal.
+
+Examples:
+  $ celeriac beat -A ./tasks.mjs
+  $ celeriac beat -A ./tasks.mjs --result-backend redis://127.0.0.1:6379 --lease-ms 5000`;
+
+const SCHEDULES_HELP = `
+Runtime schedules are the periodic tasks an app stores with app.schedules.upsert(id, schedule); every
+running \`celeriac beat\` picks them up (static ones, exported by the app module, are not listed here).
+The result backend comes from --app (the app's own), else --result-backend, else
+CELERIAC_RESULT_BACKEND_URL or RESULT_BACKEND_URL. It must store schedules (memory, Redis, NATS KV);
+memory:// lives inside one process, so only a shared store is useful here.
+Exit codes: 0 done, 1 runtime error (or remove found no such schedule), 2 usage error.
+
+Examples:
+  $ celeriac schedules list --result-backend redis://127.0.0.1:6379
+  $ celeriac schedules list -A ./tasks.mjs --json
+  $ celeriac schedules remove customer-42-report -A ./tasks.mjs`;
 
 /** Holds the exit code an action decided on (commander's actions return nothing). */
 interface Outcome {
@@ -188,16 +214,50 @@ export function createProgram(outcome: Outcome): Command {
 
   program
     .command('beat')
-    .description('send the periodic tasks the app module exports as `schedules`; run several for failover')
-    .requiredOption('-A, --app <path>', 'module that exports the app and `schedules`, relative to the current directory')
+    .description('send the periodic tasks the app module exports as `schedules` and the runtime ones of app.schedules; run several for failover')
+    .requiredOption('-A, --app <path>', 'module that exports the app (and any static `schedules`), relative to the current directory')
     .option('-b, --broker <url>', 'broker URL, exported as BROKER_URL / CELERIAC_BROKER_URL for the app module')
     .option('--result-backend <url>', 'result backend URL (holds the leader lease and tick records)')
     .option('--lease-ms <ms>', 'leader lease; a dead leader is replaced within this', intAtLeast(30), 10_000)
+    .option('--sync-ms <ms>', 'how often the leader checks for runtime schedules created, changed or removed', intAtLeast(1), 1_000)
+    .addHelpText('after', BEAT_HELP)
     .action(async (opts: BeatCommandOptions) => {
       checkUrl(opts.broker, '--broker');
       checkUrl(opts.resultBackend, '--result-backend');
       outcome.code = await runBeat(opts);
     });
+
+  const schedules = program
+    .command('schedules')
+    .description('list and remove the runtime schedules of app.schedules (stored in the result backend)')
+    .addHelpText('after', SCHEDULES_HELP);
+  const addScheduleSource = (cmd: Command): Command =>
+    cmd
+      .option('-A, --app <path>', 'module that exports the app; its result backend is used')
+      .option('--result-backend <url>', 'result backend URL, when no --app is given (with --app: exported as RESULT_BACKEND_URL)')
+      .option('--json', 'print JSON', false)
+      .option('-v, --verbose', 'print the stacks of errors', false)
+      .addHelpText('after', SCHEDULES_HELP);
+  addScheduleSource(
+    schedules.command('list').description('every runtime schedule: task, timing, next run, run count (and limit), last run'),
+  ).action(async (opts: { app?: string; resultBackend?: string; json: boolean }) => {
+    checkUrl(opts.resultBackend, '--result-backend');
+    await schedulesListCommand(opts);
+  });
+  addScheduleSource(
+    schedules
+      .command('remove')
+      .description('remove a runtime schedule: no beat sends a tick of it afterwards')
+      .argument('<id>', 'schedule id (as `schedules list` prints it)'),
+  ).action(async (id: string, opts: { app?: string; resultBackend?: string; json: boolean }) => {
+    checkUrl(opts.resultBackend, '--result-backend');
+    try {
+      checkScheduleId(id);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    outcome.code = await schedulesRemoveCommand(id, opts);
+  });
 
   program
     .command('dashboard')

@@ -1,4 +1,6 @@
 import { assertEqual, fail, rejectsWith } from './assert.js';
+import { createApp, type App } from '../app.js';
+import { ErrorCode } from '../errors.js';
 import { newId } from '../ids.js';
 import { TaskState, type ResultBackend } from '../result-backend.js';
 import type { SuiteApi } from './broker-suite.js';
@@ -190,6 +192,101 @@ export function resultBackendSuite(api: SuiteApi, name: string, env: BackendSuit
       assertEqual(taken.filter((t) => t.ok).length, 5, 'tokens granted');
       const refused = taken.filter((t) => !t.ok);
       if (refused.some((t) => t.retryInMs <= 0 || t.retryInMs > windowMs)) fail(`retryInMs out of range: ${JSON.stringify(refused)}`);
+    });
+
+    test('runtime schedules are compare-and-set records whose revs grow with every write, seen by every client — or absent', async (open) => {
+      const a = await open();
+      const b = await open();
+      if (a.capabilities.schedules !== true) {
+        for (const op of ['getSchedule', 'listSchedules', 'schedulesVersion', 'putSchedule', 'deleteSchedule'] as const) {
+          assertEqual(a[op], undefined, `${op} without the capability`);
+        }
+        return;
+      }
+      const id = `sched ${newId()} ü/.*>`;
+      assertEqual(await b.getSchedule!(id), undefined, 'an unknown id');
+      const v0 = await a.schedulesVersion!();
+      assertEqual(await a.putSchedule!(id, 'x', 7), 0, 'a compare-and-set on a record that does not exist');
+      assertEqual(await b.getSchedule!(id), undefined, 'after the refused write');
+      // Text of every kind, as core's JSON may hold it.
+      const text = `{"a":"line\nbreak\ttab "q" ' \\ é 日本 🙂 \u2028"} ${'z'.repeat(20_000)}`;
+      const r1 = await a.putSchedule!(id, text, 0);
+      if (!(r1 > v0)) fail(`the first write's rev ${r1} is not above the version before it (${v0})`);
+      assertEqual(await b.getSchedule!(id), { id, rev: r1, data: text }, 'read by another client');
+      assertEqual(await b.putSchedule!(id, 'y', 0), 0, 'create over an existing record');
+      assertEqual(await b.putSchedule!(id, 'y', r1 + 1_000), 0, 'a compare-and-set on a wrong rev');
+      const r2 = await b.putSchedule!(id, 'y', r1);
+      if (!(r2 > r1)) fail(`the second write's rev ${r2} is not above the first's (${r1})`);
+      assertEqual(await a.putSchedule!(id, 'z', r1), 0, 'a compare-and-set on a rev already replaced');
+      assertEqual((await a.getSchedule!(id))?.data, 'y', 'the winner of the compare-and-set');
+      const seen = await a.schedulesVersion!();
+      if (seen < r2) fail(`schedulesVersion ${seen} is below the latest write's rev ${r2}`);
+      const listed = await a.listSchedules!();
+      if (listed.version < r2) fail(`the listing's version ${listed.version} is below the latest write's rev ${r2}`);
+      assertEqual(listed.schedules.filter((s) => s.id === id), [{ id, rev: r2, data: 'y' }], 'listed, with its odd id intact');
+      assertEqual(await b.deleteSchedule!(id), true, 'delete');
+      const afterDelete = await a.schedulesVersion!();
+      if (!(afterDelete > r2)) fail(`schedulesVersion ${afterDelete} did not grow with the delete (latest write ${r2})`);
+      assertEqual(await a.getSchedule!(id), undefined, 'after delete');
+      assertEqual((await a.listSchedules!()).schedules.some((s) => s.id === id), false, 'listed after delete');
+      assertEqual(await a.deleteSchedule!(id), false, 'a second delete');
+      assertEqual(await a.putSchedule!(id, 'old', r2), 0, 'a compare-and-set on the deleted rev');
+      const r3 = await a.putSchedule!(id, 'again', 0);
+      if (!(r3 > afterDelete)) fail(`a record created again after a delete got rev ${r3}, not above ${afterDelete}`);
+      assertEqual(await b.getSchedule!(id), { id, rev: r3, data: 'again' }, 'created again after a delete');
+      await a.deleteSchedule!(id);
+    });
+
+    test('runtime schedules: of many clients creating one id at once one wins, and of many compare-and-sets on one rev one wins — or absent', async (open) => {
+      const clients = [await open(), await open(), await open()];
+      if (clients[0]!.capabilities.schedules !== true) return; // absence is checked above
+      const id = `race-${newId()}`;
+      const created = await Promise.all(Array.from({ length: 30 }, (_, i) => clients[i % 3]!.putSchedule!(id, `create ${i}`, 0)));
+      const winners = created.filter((r) => r > 0);
+      assertEqual(winners.length, 1, 'writes that created the record');
+      const winner = created.findIndex((r) => r > 0);
+      assertEqual(await clients[1]!.getSchedule!(id), { id, rev: winners[0]!, data: `create ${winner}` }, 'the record is the winner’s');
+      const updated = await Promise.all(Array.from({ length: 30 }, (_, i) => clients[i % 3]!.putSchedule!(id, `update ${i}`, winners[0]!)));
+      assertEqual(updated.filter((r) => r > 0).length, 1, 'compare-and-sets that won on one rev');
+      const u = updated.findIndex((r) => r > 0);
+      assertEqual((await clients[2]!.getSchedule!(id))?.data, `update ${u}`, 'the record is the compare-and-set winner’s');
+      const deleted = await Promise.all(clients.map((c) => c.deleteSchedule!(id)));
+      assertEqual(deleted.filter(Boolean).length, 1, 'deletes that removed it');
+    });
+
+    test('app.schedules on this backend: apps upserting one id at once leave one schedule, an unchanged upsert keeps its next run — or ERR_UNSUPPORTED', async (open) => {
+      const apps: App[] = [];
+      try {
+        for (let i = 0; i < 3; i++) apps.push(createApp({ broker: 'memory://', resultBackend: await open() }));
+        const [a, b, c] = apps as [App, App, App];
+        const id = `app-${newId()}`;
+        const def = { task: 'report', args: [{ customer: 42, tags: ['a', 'b'] }], everyMs: 3_600_000, limit: 5 };
+        if ((await a.getResultBackend())?.capabilities.schedules !== true) {
+          await rejectsWith(a.schedules.upsert(id, def), ErrorCode.UNSUPPORTED, 'upsert');
+          await rejectsWith(a.schedules.list(), ErrorCode.UNSUPPORTED, 'list');
+          await rejectsWith(a.schedules.remove(id), ErrorCode.UNSUPPORTED, 'remove');
+          return;
+        }
+        const results = await Promise.all(Array.from({ length: 12 }, (_, i) => apps[i % 3]!.schedules.upsert(id, { ...def })));
+        assertEqual(results.filter((r) => r.status === 'created').length, 1, 'upserts that created it');
+        assertEqual(results.filter((r) => r.status === 'unchanged').length, 11, 'upserts that found it unchanged');
+        const mine = (await c.schedules.list()).filter((e) => e.id === id);
+        assertEqual(mine.length, 1, 'schedules of that id');
+        const first = mine[0]!;
+        assertEqual([first.runCount, first.schedule.limit, first.schedule.args], [0, 5, [{ customer: 42, tags: ['a', 'b'] }]], 'stored');
+        if (first.nextRunAt === null) fail('a new schedule has no next run');
+        // Keys in another order, defaults spelled out: the same definition.
+        const again = await b.schedules.upsert(id, { limit: 5, everyMs: 3_600_000, catchUp: 'once', args: [{ tags: ['a', 'b'], customer: 42 }], task: 'report' });
+        assertEqual([again.status, again.entry.nextRunAt], ['unchanged', first.nextRunAt], 'an unchanged upsert');
+        const changed = await a.schedules.upsert(id, { ...def, limit: 7 });
+        assertEqual([changed.status, changed.entry.runCount], ['changed', 0], 'a changed upsert');
+        assertEqual((await c.schedules.get(id))?.schedule.limit, 7, 'the change, read by another app');
+        assertEqual(await b.schedules.remove(id), true, 'remove');
+        assertEqual(await a.schedules.get(id), undefined, 'after remove');
+        assertEqual(await c.schedules.remove(id), false, 'a second remove');
+      } finally {
+        await Promise.allSettled(apps.map((app) => app.close()));
+      }
     });
 
     test('close is idempotent', async (open) => {
