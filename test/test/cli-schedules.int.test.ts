@@ -2,7 +2,7 @@ import { createApp, newId, type App } from '@celeriac/core';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requirePackage } from '../src/packages.js';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { killAllSpawned, requireBuiltCli, runCli, spawnCli } from '../src/spawn.js';
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, describe, it } from 'vitest';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { requireBuiltCli } from '../src/spawn.js';
 import { runSchedulesScenario } from './schedules-scenario.js';
 

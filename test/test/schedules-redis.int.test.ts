@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { requireServer, serverUrl } from '../src/servers.js';
+import { requireServer, serverUrl } from '@celeriac/test-servers';
 import { requireBuiltCli } from '../src/spawn.js';
 import { runSchedulesScenario } from './schedules-scenario.js';
 
