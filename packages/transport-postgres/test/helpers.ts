@@ -1,43 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { connect } from 'node:net';
 import { CeleriacError } from '@celeriac/core';
+import { serverUrl } from '@celeriac/test-servers';
 import pg from 'pg';
 import { quoteIdent } from '../src/index.js';
 
-// The server discovery of test/src/servers.ts with kind `postgres` (that file is being centralised;
-// this copy goes once it knows Postgres).
+export { requireServer } from '@celeriac/test-servers';
 
 /** The shared server's URL: POSTGRES_URL, or the loopback default (DESIGN.md §8). */
 export function postgresUrl(): string {
-  return process.env['POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-}
-
-function isAnswering(timeoutMs = 1000): Promise<boolean> {
-  const u = new URL(postgresUrl());
-  const port = u.port === '' ? 5432 : Number(u.port);
-  const host = u.hostname === '' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-/**
- * Whether tests against PostgreSQL should run. A missing server skips them with one clear line
- * locally, and fails under CI=true.
- */
-export async function requireServer(kind: 'postgres'): Promise<boolean> {
-  if (await isAnswering()) return true;
-  const line = `${kind} is not answering at ${postgresUrl().replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')}`;
-  if (process.env['CI'] === 'true') throw new Error(`${line}; CI must start it (see DESIGN.md §8)`);
-  process.stderr.write(`skipping ${kind} integration tests: ${line}\n`);
-  return false;
+  return serverUrl('postgres');
 }
 
 /** A schema name no other test file (or engineer) uses. */
