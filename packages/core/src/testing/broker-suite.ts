@@ -4,7 +4,7 @@ import type { Protocol } from '../protocol.js';
 import { assertEqual, fail, rejectsWith } from './assert.js';
 import { guardBroker, type GuardedBroker } from '../guard.js';
 import { newId } from '../ids.js';
-import { hostileMessageSuite } from './hostile-suite.js';
+import { workerSuite } from './worker-suite.js';
 
 /** The test-runner functions the suites need (vitest, node:test, mocha and jest all fit). */
 export interface SuiteApi {
@@ -543,7 +543,7 @@ export function brokerSuite(api: SuiteApi, name: string, env: BrokerSuiteEnv): v
       });
     });
 
-    hostileMessageSuite(api, name, env);
+    workerSuite(api, name, env);
   });
 }
 

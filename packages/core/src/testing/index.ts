@@ -8,4 +8,4 @@ export { brokerSuite } from './broker-suite.js';
 export type { BrokerSuiteEnv, CompressionDialect, SuiteApi } from './broker-suite.js';
 export { resultBackendSuite } from './backend-suite.js';
 export type { BackendSuiteEnv } from './backend-suite.js';
-export { hostileMessageSuite } from './hostile-suite.js';
+export { workerSuite } from './worker-suite.js';

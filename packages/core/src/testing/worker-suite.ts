@@ -83,11 +83,14 @@ function hostileCases(dialect: CompressionDialect): HostileCase[] {
 }
 
 /**
- * Bad input, on a real worker over the broker: a table of hostile messages published straight into a
- * queue between valid tasks. Each hostile message is dead-lettered with a reason naming its code,
- * every valid task runs, and the worker keeps consuming afterwards.
+ * The parts of the contract that need a real worker over the broker:
+ * - bad input: a table of hostile messages published straight into a queue between valid tasks. Each
+ *   hostile message is dead-lettered with a reason naming its code, every valid task runs, and the
+ *   worker keeps consuming afterwards;
+ * - the prefetch bound as the broker sees it: with prefetch 5 and slow handlers, the broker's own count
+ *   of unsettled deliveries (`stats().inFlight`) never goes over 5.
  */
-export function hostileMessageSuite(api: SuiteApi, name: string, env: BrokerSuiteEnv): void {
+export function workerSuite(api: SuiteApi, name: string, env: BrokerSuiteEnv): void {
   const dialect = env.compression ?? { header: 'content-encoding', gzip: 'gzip' };
   const cases = hostileCases(dialect);
   const budgetMs = Math.max(10_000, env.slackMs * 20);
@@ -99,18 +102,60 @@ export function hostileMessageSuite(api: SuiteApi, name: string, env: BrokerSuit
     }
   }
 
-  api.describe(`bad input: ${name}`, () => {
+  /** An app on a fresh connection of `env`, a unique default queue, results in memory. */
+  async function openApp(queue: string): Promise<App> {
+    return createApp({
+      broker: await env.create(),
+      resultBackend: createMemoryResultBackend(env.clock === undefined ? {} : { clock: env.clock }),
+      defaultQueue: queue,
+      ...(env.protocol === undefined ? {} : { protocol: env.protocol }),
+      ...(env.clock === undefined ? {} : { clock: env.clock }),
+    });
+  }
+
+  api.describe(`through a worker: ${name}`, () => {
+    api.it(
+      'with prefetch 5 and slow handlers, the broker never counts more than 5 deliveries in flight',
+      async () => {
+        const queue = `bound-${newId().slice(0, 8)}`;
+        const app = await openApp(queue);
+        try {
+          const gates: (() => void)[] = [];
+          const slow = app.task('bound.slow', () => new Promise<void>((resolve) => gates.push(resolve)), { ignoreResult: true });
+          const total = 12;
+          for (let i = 0; i < total; i++) await slow.delay();
+          const worker = app.worker({ concurrency: 1, prefetchMultiplier: 5, heartbeatMs: 0 });
+          await worker.start();
+          const broker = await app.getBroker();
+          let maxInFlight = 0;
+          for (let done = 0; done < total; done++) {
+            await waitUntil(`task ${done + 1} running`, () => Promise.resolve(gates.length > 0));
+            // Give the consumer time to claim all it may, then read the broker's own count.
+            await env.sleep(Math.max(100, env.slackMs));
+            const { inFlight } = await broker.stats(queue);
+            if (inFlight > 5) fail(`${inFlight} deliveries in flight with prefetch 5 (after ${done} tasks done)`);
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            gates.shift()!();
+          }
+          await waitUntil('every task acked', async () => {
+            const s = await broker.stats(queue);
+            return s.ready === 0 && s.inFlight === 0;
+          });
+          // The bound was reached (12 tasks waited for 5 slots), so the test could have seen a breach.
+          assertEqual(maxInFlight, 5, 'most deliveries in flight at once');
+        } finally {
+          await app.close();
+          if (env.cleanup !== undefined) await env.cleanup([queue]);
+        }
+      },
+      env.timeoutMs ?? 60_000,
+    );
+
     api.it(
       'hostile messages are dead-lettered with their reason; valid tasks between them all run; the worker keeps consuming',
       async () => {
         const queue = `hostile-${newId().slice(0, 8)}`;
-        const app: App = createApp({
-          broker: await env.create(),
-          resultBackend: createMemoryResultBackend(env.clock === undefined ? {} : { clock: env.clock }),
-          defaultQueue: queue,
-          ...(env.protocol === undefined ? {} : { protocol: env.protocol }),
-          ...(env.clock === undefined ? {} : { clock: env.clock }),
-        });
+        const app = await openApp(queue);
         try {
           const echo = app.task('hostile.echo', (n: number) => n * 2);
           const worker = app.worker({ concurrency: 4, prefetchMultiplier: 1, heartbeatMs: 0 });
