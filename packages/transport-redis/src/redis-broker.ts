@@ -23,9 +23,8 @@ import {
   settleWithin,
   silentLogger,
   type UrlOptions,
-  wrapError,
 } from '@celeriac/core';
-import { ConsumerKit, decodeHeaderFrame } from '@celeriac/core/transport';
+import { connectionError, ConsumerKit, decodeHeaderFrame } from '@celeriac/core/transport';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { RedisAdapter, type ConsumerHost } from './consumer.js';
 import { broadcastChannel } from './keys.js';
@@ -93,6 +92,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
       ...(clock === undefined ? {} : { clock }),
       visibilityTimeoutMs: this.visibilityTimeoutMs,
       onError: (err) => this.report(err),
+      classify: connectionError,
     });
     this.claimBatch = this.options.claimBatch;
     this.blockTimeoutMs = this.options.blockTimeoutMs;
@@ -129,7 +129,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     this.logger.warn('redis broker error', { error: String(err) });
     if (this.reportedOutage) return;
     this.reportedOutage = true;
-    this.emit({ type: 'error', error: wrapError(err, ErrorCode.CONNECTION, undefined, true) });
+    this.emit({ type: 'error', error: connectionError(err) });
   }
 
   /** @internal A new connection with the broker's settings. */
@@ -157,12 +157,10 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
     return new Redis(connectionUrl(this.url), base as RedisOptions & { replyMapping?: 'legacy' });
   }
 
+  /** Core's guard calls it once (and again after a failed attempt). */
   connect(opts?: { signal?: AbortSignal }): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new CeleriacError(ErrorCode.CLOSED, 'broker is closed'));
-    this.connecting ??= this.doConnect(opts?.signal).catch((err: unknown) => {
-      this.connecting = undefined;
-      throw err;
-    });
+    this.connecting = this.doConnect(opts?.signal);
     return this.connecting;
   }
 
@@ -182,7 +180,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
       await client.connect();
     } catch (err) {
       client.disconnect();
-      throw wrapError(err, ErrorCode.CONNECTION, `cannot connect to Redis: ${String(err)}`, true);
+      throw err; // core's guard names the broker and wraps it (ERR_CONNECTION, retryable)
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -216,21 +214,13 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
   }
 
   /** Resolves once Redis has run the publish script. Concurrent publishes to a queue share one call. */
+  /**
+   * Publishes in one turn of the event loop share one script call (so a batch needs no method of its
+   * own: core's `publishBatch` fallback publishes each). Core's guard wraps driver errors.
+   */
   publish(queue: string, msg: OutgoingMessage, opts?: PublishOptions): Promise<void> {
     try {
-      return this.queue(queue).publish(msg, opts).catch((err: unknown) => Promise.reject(connectionError(err)));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-
-  publishBatch(queue: string, msgs: readonly OutgoingMessage[], opts?: PublishOptions): Promise<void> {
-    try {
-      const q = this.queue(queue);
-      return Promise.all(msgs.map((m) => q.publish(m, opts))).then(
-        () => undefined,
-        (err: unknown) => Promise.reject(connectionError(err)),
-      );
+      return this.queue(queue).publish(msg, opts);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -430,11 +420,6 @@ async function quit(c: RedisClient): Promise<void> {
 
 /** ioredis options without the reply-mapping generic (the broker always uses the legacy shapes). */
 type ClientOptions = Omit<RedisOptions, 'replyMapping'>;
-
-/** Driver failures become a retryable ERR_CONNECTION; celeriac errors pass through. */
-function connectionError(err: unknown): Error {
-  return wrapError(err, ErrorCode.CONNECTION, undefined, true);
-}
 
 /**
  * The factory core's URL table calls for `redis://` and `rediss://` broker URLs. Query parameters
