@@ -166,6 +166,32 @@ describe('the transport kit', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('drops what the server took back (a closed channel): buffered and handed out, slots freed, later settles refused', async () => {
+    const kit = new ConsumerKit();
+    class Lanes extends GreedyPush {
+      sink!: Sink<Msg>;
+      override start(sink: Sink<Msg>): void {
+        this.sink = sink;
+        super.start(sink);
+      }
+    }
+    const adapter = new Lanes(0);
+    const c = kit.consume('q', adapter, { prefetch: 4 });
+    const handed = c.takeSync()!; // m0 handed out; m1..m3 buffered
+    expect(c.held).toBe(4);
+    // The "channel" of m0, m1 and m2 closed: the server requeued them; the adapter tells the kit.
+    const dropped = adapter.sink.drop((m) => ['m0', 'm1', 'm2'].includes(m.id));
+    expect(dropped).toBe(3);
+    // Freed slots were refilled by the adapter (credit); nothing was released or settled for them.
+    expect(c.held).toBe(4);
+    expect([c.takeSync()?.id, c.takeSync()?.id, c.takeSync()?.id, c.takeSync()?.id]).toEqual(['m3', 'm4', 'm5', 'm6']);
+    await expect(handed.ack()).rejects.toMatchObject({ code: 'ERR_STALE_DELIVERY' });
+    expect(adapter.acked).toEqual([]);
+    expect(adapter.releasedUncounted).toEqual([]);
+    await c.close();
+    await kit.close();
+  });
+
   it('hands a waiting next() the next message without buffering it, and ends the iteration on close', async () => {
     const kit = new ConsumerKit();
     const adapter = new GreedyPull(0, 1);

@@ -42,6 +42,13 @@ export interface Sink<M extends Incoming> {
   push(m: M): void;
   /** A failure the adapter cannot return to a caller (its subscription broke): reported as a broker error. */
   fail(err: unknown): void;
+  /**
+   * Forget every message this consumer holds (buffered, or handed out and not settled) for which `stale`
+   * is true: the server has taken them back already (a channel closed, a lease ran out). Their slots
+   * free at once; a later settle of one is refused with ERR_STALE_DELIVERY; nothing is released.
+   * Returns how many were dropped.
+   */
+  drop(stale: (m: M) => boolean): number;
 }
 
 /** What every adapter does: settle, renew, give back. Exactly one settle or release per message. */

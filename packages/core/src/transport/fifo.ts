@@ -34,6 +34,15 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Remove the items for which `pred` is true, keeping the order of the rest; returns how many went. */
+  removeWhere(pred: (item: T) => boolean): number {
+    const before = this.size;
+    const kept = (this.items.slice(this.head) as T[]).filter((item) => !pred(item));
+    this.items = kept;
+    this.head = 0;
+    return before - kept.length;
+  }
+
   /** Remove and return everything, in order. */
   drain(): T[] {
     const out = this.items.slice(this.head) as T[];

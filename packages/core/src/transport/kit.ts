@@ -238,6 +238,24 @@ export class KitConsumer<M extends Incoming = Incoming> implements AsyncIterable
     this.kit.report(err, 'subscription');
   }
 
+  drop(stale: (m: M) => boolean): number {
+    this.buffer.removeWhere((d) => stale(d.msg));
+    let dropped = 0;
+    for (const d of this.kit.heldOf(this)) {
+      if (!stale(d.msg)) continue;
+      this.kit.forget(d, RELEASED);
+      this.outstanding--;
+      dropped++;
+    }
+    if (dropped > 0 && !this.stopped) {
+      const w = this.roomWake;
+      this.roomWake = undefined;
+      w?.();
+      if ('credit' in this.adapter) this.adapter.credit?.();
+    }
+    return dropped;
+  }
+
   // ---- taking ----------------------------------------------------------------------------------
 
   /** A buffered message without a promise, or undefined when there is none now. */
@@ -474,6 +492,11 @@ export class ConsumerKit {
   forget(d: KitDelivery<Incoming>, state = DONE): void {
     d.state = state;
     this.held.delete(d as KitDelivery);
+  }
+
+  /** @internal The messages `c` holds (a walk of the held list: for the rare `drop`). */
+  *heldOf<M extends Incoming>(c: KitConsumer<M>): Generator<KitDelivery<M>> {
+    for (const d of this.held) if (d.consumer === (c as unknown as KitConsumer)) yield d as unknown as KitDelivery<M>;
   }
 
   /** @internal */
