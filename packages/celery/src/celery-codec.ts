@@ -98,8 +98,9 @@ export function encodeCeleryTask(msg: TaskMessage, serializer: Serializer, compr
     timelimit: [sec(msg.hardTimeLimitMs), sec(msg.timeLimitMs)],
     root_id: msg.rootId ?? msg.id,
     parent_id: msg.parentId,
-    argsrepr: argsRepr(msg.args),
-    kwargsrepr: kwargsRepr(msg.kwargs),
+    // The sender's own reprs survive a retry (a producer may have set them to hide secrets).
+    argsrepr: msg.argsRepr ?? argsRepr(msg.args),
+    kwargsrepr: msg.kwargsRepr ?? kwargsRepr(msg.kwargs),
     origin: msg.origin ?? defaultOrigin,
     ignore_result: extra['ignore_result'] ?? false,
   };
@@ -170,6 +171,10 @@ export function decodeCeleryTask(
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'body is not [args, kwargs, embed]');
   }
   const [args, kwargs, embedRaw] = decoded as [unknown[], unknown, unknown];
+  if (kwargs !== undefined && kwargs !== null && (typeof kwargs !== 'object' || Array.isArray(kwargs))) {
+    throw new CeleriacError(ErrorCode.SERIALIZATION, 'body is not [args, kwargs, embed]: kwargs is not an object');
+  }
+  const kw = kwargs === undefined || kwargs === null ? {} : (kwargs as Record<string, unknown>);
   let embed: Embed;
   try {
     embed = fromCeleryEmbed(embedRaw);
@@ -189,7 +194,7 @@ export function decodeCeleryTask(
     id,
     task,
     args,
-    kwargs: kwargs !== null && typeof kwargs === 'object' && !Array.isArray(kwargs) ? (kwargs as Record<string, unknown>) : {},
+    kwargs: kw,
     embed,
     retries: typeof retries === 'number' ? retries : 0,
     rootId: str(h['root_id']) ?? id,
@@ -204,6 +209,9 @@ export function decodeCeleryTask(
     traceparent: str(h['traceparent']),
     extra,
     sentAt: null,
+    // What Celery's monitors show (a Python producer may have set them); Python's repr when absent.
+    argsRepr: str(h['argsrepr']) ?? argsRepr(args),
+    kwargsRepr: str(h['kwargsrepr']) ?? kwargsRepr(kw),
   };
 }
 

@@ -88,7 +88,7 @@ export async function sendCeleryEvents(app: App, opts: CeleryEventsOptions = {})
   on('worker:offline', () => send('worker-offline', workerFields(0, processed)));
   if (opts.taskEvents !== false) {
     on('task:received', (e) =>
-      send('task-received', { uuid: e.taskId, name: e.name, args: truncate(e.argsRepr), kwargs: '{}', retries: e.retries, queue: e.queue }),
+      send('task-received', { uuid: e.taskId, name: e.name, args: truncate(e.argsRepr), kwargs: truncate(e.kwargsRepr), retries: e.retries, queue: e.queue }),
     );
     on('task:started', (e) => send('task-started', { uuid: e.taskId }));
     on('task:succeeded', (e) => send('task-succeeded', { uuid: e.taskId, result: truncate(pyRepr(e.result)), runtime: e.runtimeMs / 1000 }));

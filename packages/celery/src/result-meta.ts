@@ -38,11 +38,19 @@ const REVOKED_TYPE = 'TaskRevokedError';
 
 const READY = new Set<string>([TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED]);
 
+/**
+ * The name of celeriac's base error class, which tells a Python reader nothing: Python gets the code at
+ * the end of the message instead (`… (ERR_TASK_SIGNATURE)`, as the CLI writes it), and Node reads it back
+ * without it.
+ */
+const BASE_ERROR = 'CeleriacError';
+
 /** A celeriac error → Celery's exception dict. */
 export function toExceptionInfo(error: SerializedError, type = error.name): CeleryExceptionInfo {
+  const withCode = type === BASE_ERROR && error.code !== undefined;
   const info: CeleryExceptionInfo = {
     exc_type: type,
-    exc_message: [error.message],
+    exc_message: [withCode ? `${error.message} (${error.code})` : error.message],
     // builtins: Python re-raises the real class; otherwise Celery makes a class of that name.
     exc_module: type === REVOKED_TYPE ? 'celery.exceptions' : PY_BUILTINS.has(type) ? 'builtins' : 'celeriac',
   };
@@ -66,7 +74,9 @@ function messageOf(excMessage: unknown): string {
 export function fromExceptionInfo(raw: unknown, traceback: unknown): SerializedError {
   const info = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Partial<CeleryExceptionInfo>) : {};
   const name = typeof info.exc_type === 'string' ? info.exc_type : 'Error';
-  const message = raw === null || typeof raw !== 'object' ? messageOf(raw) : messageOf(info.exc_message);
+  let message = raw === null || typeof raw !== 'object' ? messageOf(raw) : messageOf(info.exc_message);
+  const suffix = ` (${String(info.exc_code)})`;
+  if (name === BASE_ERROR && typeof info.exc_code === 'string' && message.endsWith(suffix)) message = message.slice(0, -suffix.length);
   // serializeError's key order: name, code, message, stack, retryable
   const out = (typeof info.exc_code === 'string' ? { name, code: info.exc_code, message } : { name, message }) as SerializedError;
   if (typeof traceback === 'string' && traceback !== '') out.stack = traceback;

@@ -96,6 +96,37 @@ describe('the Celery codec against celery-wire.md', () => {
   });
 });
 
+describe('keyword arguments in the Celery codec', () => {
+  it("kwargs are the body's second element; the sender's argsrepr/kwargsrepr are kept through a retry, Python reprs otherwise", () => {
+    const msg: TaskMessage = { ...noteMessage(), args: ['ann'], kwargs: { subject: "it's", n: [1, null] } };
+    const out = encodeCeleryTask(msg, jsonSerializer);
+    expect(new TextDecoder().decode(out.body)).toBe(
+      '[["ann"], {"subject": "it\'s", "n": [1, null]}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]',
+    );
+    expect([out.headers['argsrepr'], out.headers['kwargsrepr']]).toEqual(["('ann',)", `{'subject': "it's", 'n': [1, None]}`]);
+    const back = decodeCeleryTask(out, accept);
+    expect(back.kwargs).toEqual({ subject: "it's", n: [1, null] });
+    expect([back.argsRepr, back.kwargsRepr]).toEqual(["('ann',)", `{'subject': "it's", 'n': [1, None]}`]);
+    // A Python producer may hide secrets with apply_async(argsrepr=..., kwargsrepr=...): a Node retry keeps them.
+    const hidden = decodeCeleryTask({ body: out.body, headers: { ...out.headers, argsrepr: '(***)', kwargsrepr: "{'subject': '***'}" } }, accept);
+    expect([hidden.argsRepr, hidden.kwargsRepr]).toEqual(['(***)', "{'subject': '***'}"]);
+    const retried = encodeCeleryTask({ ...hidden, retries: 1 }, jsonSerializer);
+    expect([retried.headers['argsrepr'], retried.headers['kwargsrepr']]).toEqual(['(***)', "{'subject': '***'}"]);
+    // Without the headers (another protocol v2 producer), the reprs are Python's.
+    const { argsrepr: _a, kwargsrepr: _k, ...bare } = out.headers;
+    expect(decodeCeleryTask({ body: out.body, headers: bare }, accept)).toMatchObject({ argsRepr: "('ann',)", kwargsRepr: `{'subject': "it's", 'n': [1, None]}` });
+  });
+
+  it('refuses a body whose kwargs are not a dict', () => {
+    const out = encodeCeleryTask(noteMessage(), jsonSerializer);
+    for (const kw of ['[1]', '"x"', '3']) {
+      const body = new TextEncoder().encode(`[[1], ${kw}, {}]`);
+      expect(() => decodeCeleryTask({ body, headers: out.headers }, accept)).toThrow(expect.objectContaining({ code: 'ERR_SERIALIZATION' }));
+    }
+    expect(decodeCeleryTask({ body: new TextEncoder().encode('[[1], null, {}]'), headers: out.headers }, accept).kwargs).toEqual({});
+  });
+});
+
 describe('Python-compatible text', () => {
   it('pyJson writes what json.dumps writes', () => {
     const values = [
@@ -161,6 +192,7 @@ describe.skipIf(!requirePythonCelery())('the Celery codec against live Celery 5 
         expect(s['root_id']).toBe(original[i]!.headers['root_id']);
         expect(s['group']).toBe(original[i]!.headers['group']);
         expect(s['argsrepr']).toBe(original[i]!.headers['argsrepr']);
+        expect(s['kwargsrepr']).toBe(original[i]!.headers['kwargsrepr']);
         expect(s['content_type']).toBe(ser.contentType);
       });
       expect(seen[1]!['kwargs']).toEqual({ x: 1, s: 'ü' });
@@ -196,7 +228,7 @@ describe.skipIf(!requirePythonCelery())('the Celery codec against live Celery 5 
       retries: 2,
       extra: {},
       embed: {
-        chain: [{ task: 'py.mul', args: [10], options: { taskId: 'next-1', queue: 'pyq', countdownMs: 1500 } }],
+        chain: [{ task: 'py.mul', args: [10], kwargs: { round: true }, options: { taskId: 'next-1', queue: 'pyq', countdownMs: 1500 } }],
         errbacks: [{ task: 'node.on_error', args: [], immutable: true }],
       },
     };
@@ -216,7 +248,7 @@ describe.skipIf(!requirePythonCelery())('the Celery codec against live Celery 5 
       expect(s['embed']).toEqual({
         callbacks: null,
         errbacks: [{ task: 'node.on_error', args: [], kwargs: {}, options: {}, subtask_type: null, immutable: true }],
-        chain: [{ task: 'py.mul', args: [10], kwargs: {}, options: { task_id: 'next-1', queue: 'pyq', countdown: 1.5 }, subtask_type: null, immutable: false }],
+        chain: [{ task: 'py.mul', args: [10], kwargs: { round: true }, options: { task_id: 'next-1', queue: 'pyq', countdown: 1.5 }, subtask_type: null, immutable: false }],
         chord: null,
       });
     }

@@ -18,7 +18,7 @@ const amqp = serverUrl('amqp').replace(/\/+$/, '');
 interface Seen {
   types: string[];
   workers: Record<string, { alive: boolean; sw_ident: string; processed: number; freq: number; heartbeats: number }>;
-  tasks: Record<string, { name: string; state: string; result: string | null; exception: string | null; worker: string | null }>;
+  tasks: Record<string, { name: string; state: string; result: string | null; exception: string | null; worker: string | null; args: string; kwargs: string }>;
 }
 
 /** Start fixtures/events_capture.py; resolves once it is subscribed, with a promise of what it saw. */
@@ -60,6 +60,7 @@ for (const kind of ['redis', 'amqp'] as const) {
       app.task('node.bad', () => {
         throw new RangeError('out of range');
       });
+      app.task('node.kw', (n: number, kw: { to: string }) => `${kw.to}${n}`, { kwargs: true });
       const hostname = `celeriac-${tag}@test`;
       try {
         const stop = await sendCeleryEvents(app, { hostname, heartbeatSeconds: 0.2 });
@@ -67,7 +68,7 @@ for (const kind of ['redis', 'amqp'] as const) {
         const done = new Promise<void>((resolve) => {
           let n = 0;
           const count = () => {
-            if (++n === 2) resolve();
+            if (++n === 3) resolve();
           };
           app.on('task:succeeded', count);
           app.on('task:failed', count);
@@ -75,6 +76,7 @@ for (const kind of ['redis', 'amqp'] as const) {
         await worker.start();
         const ok = await app.sendTask('node.ok', [21], { queue });
         const bad = await app.sendTask('node.bad', [], { queue });
+        const kw = await app.sendTask('node.kw', [1], { queue, kwargs: { to: "it's", n: [1, null] } });
         await done;
         // Celery's worker-heartbeat is sent on each of the worker's own heartbeats: wait for two of them.
         await new Promise<void>((resolve) => {
@@ -90,10 +92,13 @@ for (const kind of ['redis', 'amqp'] as const) {
         const s = await seen;
         stop();
         expect(s.types).toEqual(expect.arrayContaining(['worker-online', 'worker-heartbeat', 'task-received', 'task-started', 'task-succeeded', 'task-failed', 'worker-offline']));
-        expect(s.workers[hostname]).toMatchObject({ sw_ident: 'celeriac', processed: 2, alive: false }); // offline at the end
+        expect(s.workers[hostname]).toMatchObject({ sw_ident: 'celeriac', processed: 3, alive: false }); // offline at the end
         expect(s.types.filter((t) => t === 'worker-heartbeat').length).toBeGreaterThan(0);
         expect(s.tasks[ok.id]).toMatchObject({ name: 'node.ok', state: 'SUCCESS', result: '42', worker: hostname });
         expect(s.tasks[bad.id]).toMatchObject({ name: 'node.bad', state: 'FAILURE', exception: "RangeError('out of range')" });
+        // task-received carries the real reprs (Python's, from the message's argsrepr/kwargsrepr)
+        expect(s.tasks[ok.id]).toMatchObject({ args: '(21,)', kwargs: '{}' });
+        expect(s.tasks[kw.id]).toMatchObject({ name: 'node.kw', state: 'SUCCESS', args: '(1,)', kwargs: `{'to': "it's", 'n': [1, None]}` });
       } finally {
         await app.close();
         if (kind === 'redis') await deleteKeys(prefix);

@@ -65,6 +65,8 @@ export function interopSuite(name: string, env: InteropEnv): void {
       app.task('node.when', () => ({ at: Date.now(), eta: currentTask().headers['eta'] ?? null }));
       app.task('node.echo', (...args: unknown[]) => ({ args, parentId: currentTask().parentId, rootId: currentTask().rootId }));
       app.task('shared.slow', (_seconds: number) => 'node');
+      app.task('node.notify', (count: number, kw: { to: string; subject: string }) => `${kw.to}: ${kw.subject} (${count})`, { kwargs: true });
+      app.task('node.echo.kw', (...all: unknown[]) => ({ args: all.slice(0, -1), kwargs: all[all.length - 1] }), { kwargs: true });
       app.on('task:received', (e) => {
         ids.push(e.taskId);
       });
@@ -169,6 +171,60 @@ export function interopSuite(name: string, env: InteropEnv): void {
       const r = await chain(steps[0]!.set({ queue: node }), steps[1]!, steps[2]!).applyAsync();
       expect(await r.get({ timeoutMs: 20_000 })).toBe(35);
       expect(await driver().get(steps[1]!.options.taskId!)).toMatchObject({ value: 30, state: 'SUCCESS' });
+    });
+
+    it('Python → Node with keyword arguments: delay(x, to=…, subject=…) and apply_async(kwargs=…) reach a kwargs: true task', async () => {
+      const a = track(await driver().delay('node.notify', [3], { to: 'ops@example.com', subject: 'disk full' }, { queue: node }));
+      expect(await driver().get(a)).toMatchObject({ state: 'SUCCESS', value: 'ops@example.com: disk full (3)' });
+      const b = track(await driver().send('node.echo.kw', [1, 'two'], { queue: node }, { to: 'ann', n: [1, null], nested: { ü: true } }));
+      expect(await driver().get(b)).toMatchObject({ state: 'SUCCESS', value: { args: [1, 'two'], kwargs: { to: 'ann', n: [1, null], nested: { ü: true } } } });
+      const c = track(await driver().send('node.echo.kw', [7], { queue: node }));
+      expect(await driver().get(c)).toMatchObject({ state: 'SUCCESS', value: { args: [7], kwargs: {} } });
+    });
+
+    it('Node → Python with keyword arguments: sendTask and a signature with kwargs bind to Python parameters', async () => {
+      const r = await app.sendTask<string>('py.compose', ['Hello'], { queue: py, kwargs: { name: 'Ann', punctuation: '?' } });
+      track(r.id);
+      expect(await r.get({ timeoutMs: 20_000 })).toBe('Hello, Ann?');
+      const s = await new Signature<string>(app, 'py.compose', ['Hi'], { queue: py }).withKwargs({ shout: true }).applyAsync();
+      track(s.id);
+      expect(await s.get({ timeoutMs: 20_000 })).toBe('HI, WORLD!');
+      expect(await driver().get(s.id)).toMatchObject({ state: 'SUCCESS', value: 'HI, WORLD!' });
+    });
+
+    it('Python kwargs for a Node task without kwargs: true: FAILURE with ERR_TASK_SIGNATURE, in Python and Node, never run', async () => {
+      const id = track(await driver().delay('node.add', [2], { b: 3 }, { queue: node }));
+      const out = await driver().get(id);
+      expect(out).toMatchObject({ state: 'FAILURE', error: { type: 'CeleriacError' } });
+      expect(out.error!.message).toMatch(/^task "node\.add" takes no keyword arguments .*, got b \(ERR_TASK_SIGNATURE\)$/);
+      await expect(app.asyncResult(id).get({ timeoutMs: 5000 })).rejects.toMatchObject({ code: 'ERR_TASK_SIGNATURE', name: 'CeleriacError' });
+      const letters = await (await app.getBroker()).deadLetters.list(node, { limit: 1000 });
+      expect(letters.map((l) => l.reason)).toContainEqual(expect.stringMatching(/^ERR_TASK_SIGNATURE: task "node\.add"/));
+    });
+
+    it('chains keep every step\'s kwargs across languages, also when a Node worker sends the next step on', async () => {
+      // Python chain: py.add(1, 2) → node.notify(3, to=…, subject=…) → py.compose(<that>, name='Ann', shout=True);
+      // the Node worker sends the Python step on with its kwargs.
+      const r = await driver().request<{ id: string; ids: string[] }>({
+        op: 'chain',
+        steps: [
+          { name: 'py.add', args: [1, 2], options: { queue: py } },
+          { name: 'node.notify', args: [], kwargs: { to: 'ops', subject: 'sum' }, options: { queue: node } },
+          { name: 'py.compose', args: [], kwargs: { name: 'Ann', shout: true }, options: { queue: py } },
+        ],
+      });
+      r.ids.forEach(track);
+      expect(await driver().get(r.id)).toMatchObject({ state: 'SUCCESS', value: 'OPS: SUM (3), ANN!' });
+      // Node chain: node.add(1, 2) → py.compose(3, name='Bo') → node.notify(<that>, to=…, subject=…).
+      const notify = app.tasks.get('node.notify')!;
+      const steps = [
+        new Signature(app, 'node.add', [1, 2], { queue: node }).withId(),
+        new Signature(app, 'py.compose', [], { queue: py }).withKwargs({ name: 'Bo' }).withId(),
+        new Signature(app, notify.name, [], { queue: node }).withKwargs({ to: 'dev', subject: 'hi' }).withId(),
+      ];
+      steps.forEach((st) => track(st.options.taskId!));
+      const n = await chain(steps[0]!, steps[1]!, steps[2]!).applyAsync();
+      expect(await n.get({ timeoutMs: 20_000 })).toBe('dev: hi (3, Bo!)');
     });
 
     it('a Python worker killed mid-task: a Node worker finishes the task', async () => {

@@ -90,6 +90,12 @@ export class PythonDriver {
     return r.id;
   }
 
+  /** `app.signature(name, options=…).delay(*args, **kwargs)`: a Python call with keyword arguments → the task id. */
+  async delay(name: string, args: unknown[], kwargs: Record<string, unknown>, options: Record<string, unknown> = {}): Promise<string> {
+    const r = await this.request<{ id: string }>({ op: 'delay', name, args, kwargs, options });
+    return r.id;
+  }
+
   /** `AsyncResult(id).get()`: the value, or what Python raised. */
   get(id: string, timeout = 20): Promise<{ value?: unknown; state: string; error?: { type: string; module: string; message: string } }> {
     return this.request({ op: 'get', id, timeout });

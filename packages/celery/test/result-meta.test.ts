@@ -39,6 +39,11 @@ describe('results in Celery’s Redis format (celery-wire.md §2.4)', () => {
       message: "('a', 2)",
       stack: 'Traceback…',
     });
+    // celeriac's base class: Python sees the code at the end of the message; Node reads it back without.
+    const base = { name: 'CeleriacError', code: 'ERR_TASK_SIGNATURE', message: 'takes no keyword arguments' };
+    const baseMeta = toCeleryMeta('t3', { state: TaskState.FAILURE, error: base });
+    expect(baseMeta.result).toMatchObject({ exc_type: 'CeleriacError', exc_message: ['takes no keyword arguments (ERR_TASK_SIGNATURE)'], exc_code: 'ERR_TASK_SIGNATURE' });
+    expect(fromCeleryMeta(JSON.parse(pyJson(baseMeta))).error).toEqual(base);
     expect(toCeleryMeta('t2', { state: TaskState.REVOKED, error: { name: 'CeleriacError', code: 'ERR_EXPIRED', message: 'expired' } }).result).toMatchObject({
       exc_type: 'TaskRevokedError',
       exc_module: 'celery.exceptions',
@@ -56,6 +61,7 @@ describe('results in Celery’s Redis format (celery-wire.md §2.4)', () => {
       toCeleryMeta('t1', { state: TaskState.FAILURE, error: { name: 'TypeError', message: 'wrong type' } }),
       toCeleryMeta('t2', { state: TaskState.FAILURE, error: { name: 'QuotaError', code: 'ERR_QUOTA', message: 'over quota' } }),
       toCeleryMeta('t3', { state: TaskState.REVOKED }),
+      toCeleryMeta('t4', { state: TaskState.FAILURE, error: { name: 'CeleriacError', code: 'ERR_TASK_UNKNOWN', message: 'no task named "x"' } }),
     ];
     const out = pyEval(
       [
@@ -73,6 +79,7 @@ describe('results in Celery’s Redis format (celery-wire.md §2.4)', () => {
       ['TypeError', 'builtins', 'wrong type', true],
       ['QuotaError', 'celery.exceptions', 'over quota', true],
       ['TaskRevokedError', 'celery.exceptions', 'revoked', true],
+      ['CeleriacError', 'celery.exceptions', 'no task named "x" (ERR_TASK_UNKNOWN)', true],
     ]);
   });
 });

@@ -9,7 +9,7 @@ import { guardBroker, type GuardedBroker } from './guard.js';
 import { newId } from './ids.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createMemoryResultBackend } from './memory-backend.js';
-import type { Embed, TaskMessage } from './message.js';
+import { isEmpty, type Embed, type TaskMessage } from './message.js';
 import { CELERY_PROTOCOL, celeriacCodec, celeriacProtocol, type Codec, type Protocol } from './protocol.js';
 import { Signature, type PartialSignature } from './canvas.js';
 import { Beat, type BeatOptions } from './beat.js';
@@ -42,10 +42,26 @@ export interface TaskOptions extends RetryOptions {
   serializer?: SerializerName;
   /** Compress bodies with gzip. @default the app's */
   compression?: 'gzip' | 'none';
+  /**
+   * The handler takes keyword arguments (Celery's kwargs): it is called as `(...args, kwargs)`, the
+   * message's kwargs object last — `{}` when the caller sent none — and its type is the handler's last
+   * parameter. Send them with `applyAsync(args, { kwargs })` or `sig.withKwargs(kwargs)`. Without this
+   * option a message with non-empty kwargs is dead-lettered with ERR_TASK_SIGNATURE (FAILURE stored,
+   * `task:failed`), never run with them dropped. Per task only (not in `taskDefaults`).
+   * @default false
+   */
+  kwargs?: boolean;
 }
 
-/** Per-call options of `applyAsync`. */
-export interface ApplyOptions {
+/** Keyword arguments: a plain object of named values, the second element of a message body. */
+export type Kwargs = Record<string, unknown>;
+
+/**
+ * Per-call options of `applyAsync`. `K` is the type of the keyword arguments the task takes: `never`
+ * (the default) for a task without `kwargs: true`, so passing `kwargs` to it does not compile;
+ * `app.sendTask` takes any plain object.
+ */
+export interface ApplyOptions<K extends object = never> {
   /** Hold the task in the broker for this long before it can run. */
   countdownMs?: number;
   /** Run at (or after) this time. */
@@ -62,7 +78,12 @@ export interface ApplyOptions {
   parentId?: string;
   rootId?: string;
   group?: string;
-  kwargs?: Record<string, unknown>;
+  /**
+   * Keyword arguments: a plain object (TypeError otherwise). A task registered in this app without
+   * `kwargs: true` refuses non-empty ones with a TypeError; a worker whose task does not take them
+   * dead-letters the message with ERR_TASK_SIGNATURE.
+   */
+  kwargs?: K;
 }
 
 export type Route = { queue: string };
@@ -95,8 +116,8 @@ export interface AppOptions {
    * @default 67_108_864 (64 MiB)
    */
   maxDecodedBytes?: number;
-  /** Defaults for every task's options. */
-  taskDefaults?: TaskOptions;
+  /** Defaults for every task's options (`kwargs` is per task, a TypeError here). */
+  taskDefaults?: Omit<TaskOptions, 'kwargs'>;
   /**
    * The wire protocol. 'celery' reads and writes Celery 5's task protocol v2 exactly as Celery puts it
    * on the wire (package `@celeriac/celery`), on queue `celery` by default. @default 'celeriac'
@@ -112,23 +133,49 @@ export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>
 
 type Tail<A extends unknown[]> = A extends [unknown, ...infer T] ? T : never;
 
-/** A registered task. Argument and result types are exact: `add.delay('x')` does not compile. */
-export interface Task<A extends unknown[], R> {
+/**
+ * The task `app.task(name, handler, options)` returns: for `kwargs: true`, the positional arguments are
+ * the handler's parameters but the last, which is the type of the kwargs.
+ */
+export type TaskFor<A extends unknown[], R, O> = O extends { kwargs: true }
+  ? number extends A['length']
+    ? Task<A, R, Kwargs> // a rest parameter: any arguments, any kwargs
+    : Required<A> extends [...infer P, infer K extends object]
+      ? Task<P, R, K>
+      : never
+  : Task<A, R>;
+
+/** `kwargs: true` on a handler whose last parameter is not an object does not compile. */
+type KwargsCheck<A extends unknown[], O> = O extends { kwargs: true }
+  ? number extends A['length']
+    ? unknown
+    : Required<A> extends [...unknown[], object]
+      ? unknown
+      : { readonly __kwargsHandler: 'a kwargs: true handler takes the kwargs object as its last parameter' }
+  : unknown;
+
+/**
+ * A registered task. Argument and result types are exact: `add.delay('x')` does not compile. `K` is the
+ * type of its keyword arguments (`kwargs: true` tasks), `never` for a task that takes none.
+ */
+export interface Task<A extends unknown[], R, K extends object = never> {
   readonly name: string;
   readonly options: Readonly<TaskOptions>;
-  readonly handler: TaskHandler<A, R>;
+  readonly handler: [K] extends [never] ? TaskHandler<A, R> : TaskHandler<[...A, K], R>;
+  /** Positional arguments only; a `kwargs: true` handler gets `{}` as its kwargs. */
   delay(...args: A): Promise<AsyncResult<R>>;
-  applyAsync(args: A, opts?: ApplyOptions): Promise<AsyncResult<R>>;
+  /** `opts.kwargs` only for a `kwargs: true` task (typed from the handler's last parameter). */
+  applyAsync(args: A, opts?: ApplyOptions<K>): Promise<AsyncResult<R>>;
   /** One round trip where the broker allows (`publishBatch`). */
-  applyAsyncBulk(argsList: readonly A[], opts?: Omit<ApplyOptions, 'taskId'>): Promise<AsyncResult<R>[]>;
-  /** A signature of this call, for canvas (`chain`, `group`, `chord`) or links. */
-  s(...args: A): Signature<R>;
+  applyAsyncBulk(argsList: readonly A[], opts?: Omit<ApplyOptions<K>, 'taskId'>): Promise<AsyncResult<R>[]>;
+  /** A signature of this call, for canvas (`chain`, `group`, `chord`) or links; `.withKwargs(kw)` adds kwargs. */
+  s(...args: A): Signature<R, K>;
   /** A signature missing its first argument: a chain step or callback that receives the parent's result. */
-  s(...args: Tail<A>): PartialSignature<R>;
+  s(...args: Tail<A>): PartialSignature<R, K>;
   /** An errback signature: `(failedTaskId, error)` are prepended when it runs. */
-  s(...args: Tail<Tail<A>>): PartialSignature<R>;
+  s(...args: Tail<Tail<A>>): PartialSignature<R, K>;
   /** An immutable signature: it ignores the parent's result. */
-  si(...args: A): Signature<R>;
+  si(...args: A): Signature<R, K>;
 }
 
 /** A registered task with its types erased, as the worker sees it. */
@@ -227,30 +274,49 @@ export class App implements ResultSource {
     this.schedules = new Schedules(this);
   }
 
-  /** Register a task. The name must be unique in the app. */
-  task<A extends unknown[], R>(name: string, handler: TaskHandler<A, R>, options: TaskOptions = {}): Task<A, Awaited<R>> {
+  /**
+   * Register a task. The name must be unique in the app. With `{ kwargs: true }` the handler's last
+   * parameter receives the keyword arguments (see {@link TaskOptions.kwargs}):
+   * `app.task('mail.send', (to: string, kw: { subject: string }) => …, { kwargs: true })` gives a task
+   * whose `delay(to)` and `applyAsync([to], { kwargs: { subject } })` are typed from the handler.
+   */
+  task<A extends unknown[], R, const O extends TaskOptions = TaskOptions>(
+    name: string,
+    handler: TaskHandler<A, R>,
+    options?: O & KwargsCheck<A, O>,
+  ): TaskFor<A, Awaited<R>, O>;
+  task(name: string, handler: TaskHandler<unknown[], unknown>, options: TaskOptions = {}): Task<unknown[], unknown, Kwargs> {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('task name must be a non-empty string');
     if (typeof handler !== 'function') throw new TypeError(`task ${name}: handler must be a function`);
     if (this.tasks.has(name)) throw new TypeError(`task ${name} is already registered`);
+    if (this.opts.taskDefaults !== undefined && 'kwargs' in this.opts.taskDefaults) {
+      throw new TypeError('taskDefaults cannot set kwargs: it is a per-task option (the handler must take them)');
+    }
     const merged: TaskOptions = { ...this.opts.taskDefaults, ...options };
     validateTaskOptions(name, merged);
-    const task: Task<A, Awaited<R>> = {
+    const takesKwargs = merged.kwargs === true;
+    const task: Task<unknown[], unknown, Kwargs> = {
       name,
       options: merged,
-      handler: handler as TaskHandler<A, Awaited<R>>,
-      delay: (...args: A) => this.send<Awaited<R>>(name, args, {}, merged),
-      applyAsync: (args: A, opts: ApplyOptions = {}) => this.send<Awaited<R>>(name, args, opts, merged),
-      applyAsyncBulk: (argsList: readonly A[], opts = {}) => this.sendBulk<Awaited<R>>(name, argsList, opts, merged),
-      s: ((...args: unknown[]) => new Signature(this, name, args)) as Task<A, Awaited<R>>['s'],
-      si: (...args: A) => new Signature<Awaited<R>>(this, name, args, {}, true),
+      handler,
+      delay: (...args: unknown[]) => this.send(name, args, {}, merged),
+      applyAsync: (args: unknown[], opts: ApplyOptions<Kwargs> = {}) =>
+        opts.kwargs !== undefined && !takesKwargs && !isEmpty(opts.kwargs) ? Promise.reject(noKwargs(name)) : this.send(name, args, opts, merged),
+      applyAsyncBulk: (argsList: readonly unknown[][], opts: Omit<ApplyOptions<Kwargs>, 'taskId'> = {}) =>
+        opts.kwargs !== undefined && !takesKwargs && !isEmpty(opts.kwargs) ? Promise.reject(noKwargs(name)) : this.sendBulk(name, argsList, opts, merged),
+      s: (...args: unknown[]) => new Signature(this, name, args),
+      si: (...args: unknown[]) => new Signature(this, name, args, {}, true),
     };
     const rate = parseRate(merged.rateLimit);
     this.tasks.set(name, (rate === undefined ? task : { ...task, rate }) as unknown as AnyTask);
     return task;
   }
 
-  /** Send a task by name: one another process (or language) defines. */
-  sendTask<R = unknown>(name: string, args: readonly unknown[] = [], options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+  /**
+   * Send a task by name: one another process (or language) defines. `options.kwargs` are sent as they
+   * are; a worker whose task does not take them dead-letters the message with ERR_TASK_SIGNATURE.
+   */
+  sendTask<R = unknown>(name: string, args: readonly unknown[] = [], options: ApplyOptions<Kwargs> = {}): Promise<AsyncResult<R>> {
     const known = this.tasks.get(name);
     return this.send<R>(name, args, options, known?.options ?? {});
   }
@@ -371,7 +437,7 @@ export class App implements ResultSource {
     return this.backendValue;
   }
 
-  queueFor(name: string, opts: ApplyOptions, taskOpts: TaskOptions): string {
+  queueFor(name: string, opts: ApplyOptions<Kwargs>, taskOpts: TaskOptions): string {
     const q = opts.queue ?? taskOpts.queue;
     if (q !== undefined) return q;
     if (this.route === undefined) return this.defaultQueue;
@@ -399,10 +465,14 @@ export class App implements ResultSource {
   buildMessage(
     name: string,
     args: readonly unknown[],
-    opts: ApplyOptions,
+    opts: ApplyOptions<Kwargs>,
     taskOpts: TaskOptions,
   ): { msg: TaskMessage; delayMs: number; priority: number | undefined } {
     if (!Array.isArray(args)) throw new TypeError(`task ${name}: args must be an array`);
+    const kwargs = opts.kwargs;
+    if (kwargs !== undefined && (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs))) {
+      throw new TypeError(`task ${name}: kwargs must be a plain object of named arguments, got ${Array.isArray(kwargs) ? 'an array' : String(kwargs)}`);
+    }
     const now = this.clock.now();
     let delayMs = 0;
     let eta: number | null = null;
@@ -426,7 +496,7 @@ export class App implements ResultSource {
       id,
       task: name,
       args: args as unknown[],
-      kwargs: opts.kwargs ?? {},
+      kwargs: kwargs ?? {},
       embed: opts.embed ?? {},
       retries: 0,
       rootId: opts.rootId ?? id,
@@ -455,7 +525,7 @@ export class App implements ResultSource {
    * Publish one task. When the broker is connected and the queue declared (every call after the
    * first), this is one `then` on the publish rather than an async function and its awaits.
    */
-  private send<R>(name: string, args: readonly unknown[], opts: ApplyOptions, taskOpts: TaskOptions): Promise<AsyncResult<R>> {
+  private send<R>(name: string, args: readonly unknown[], opts: ApplyOptions<Kwargs>, taskOpts: TaskOptions): Promise<AsyncResult<R>> {
     let built: ReturnType<App['buildMessage']>;
     let queue: string;
     try {
@@ -520,7 +590,7 @@ export class App implements ResultSource {
   private async sendBulk<R>(
     name: string,
     argsList: readonly (readonly unknown[])[],
-    opts: Omit<ApplyOptions, 'taskId'>,
+    opts: Omit<ApplyOptions<Kwargs>, 'taskId'>,
     taskOpts: TaskOptions,
   ): Promise<AsyncResult<R>[]> {
     if (!Array.isArray(argsList)) throw new TypeError(`task ${name}: applyAsyncBulk needs an array of argument arrays`);
@@ -636,6 +706,10 @@ function publishOpts(delayMs: number, priority: number | undefined): { delayMs?:
   return o;
 }
 
+function noKwargs(name: string): TypeError {
+  return new TypeError(`task ${name} takes no keyword arguments: register it with { kwargs: true } and take them as the handler's last parameter`);
+}
+
 function serializeForEvent(err: unknown): { name: string; message: string } {
   return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
 }
@@ -655,6 +729,7 @@ function validateTaskOptions(name: string, o: TaskOptions): void {
   if (o.priority !== undefined && (!Number.isInteger(o.priority) || o.priority < 0 || o.priority > 9)) {
     throw new RangeError(`task ${name}: priority must be an integer from 0 to 9`);
   }
+  if (o.kwargs !== undefined && typeof o.kwargs !== 'boolean') throw new TypeError(`task ${name}: kwargs must be true or false`);
   if (o.rateLimit !== undefined && !/^\d+(\.\d+)?\/[smh]$/.test(o.rateLimit)) {
     throw new RangeError(`task ${name}: rateLimit must look like '100/s', '10/m' or '5/h'`);
   }

@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import type { App, ApplyOptions } from './app.js';
+import type { App, ApplyOptions, Kwargs } from './app.js';
 import type { TimerHandle } from './clock.js';
 import { CeleriacError, ErrorCode } from './errors.js';
 import { newId } from './ids.js';
@@ -17,7 +17,8 @@ export interface Schedule {
   timezone?: string;
   /** Fixed interval instead of a cron expression. */
   everyMs?: number;
-  options?: Omit<ApplyOptions, 'taskId' | 'countdownMs' | 'eta'>;
+  /** How each tick is sent; `kwargs` for a task that takes them (`kwargs: true`, or one Python defines). */
+  options?: Omit<ApplyOptions<Kwargs>, 'taskId' | 'countdownMs' | 'eta'>;
   /**
    * After downtime: 'once' sends the latest missed tick once, 'all' sends every missed tick, 'none'
    * skips them. @default 'once'

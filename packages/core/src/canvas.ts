@@ -1,8 +1,8 @@
-import type { ApplyOptions, App } from './app.js';
+import type { ApplyOptions, App, Kwargs } from './app.js';
 import { AsyncResult, unwrap } from './async-result.js';
 import { CeleriacError, ErrorCode, type SerializedError } from './errors.js';
 import { newId } from './ids.js';
-import type { Embed, SignatureData, TaskMessage } from './message.js';
+import { isEmpty, type Embed, type SignatureData, type TaskMessage } from './message.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 
 /** Options a signature carries in a message link: JSON-safe, a subset of `ApplyOptions`. */
@@ -17,11 +17,15 @@ export interface LinkOptions {
   chordSize?: number;
 }
 
+const NO_KWARGS: Readonly<Kwargs> = Object.freeze({});
+
 /**
- * A described call: task name, arguments and options. `immutable` signatures ignore the parent's
- * result; mutable ones get it prepended to their arguments when used as a chain step or callback.
+ * A described call: task name, arguments, keyword arguments and options. `immutable` signatures ignore
+ * the parent's result; mutable ones get it prepended to their positional arguments when used as a chain
+ * step or callback (their kwargs stay as they are). `K` is the type of the kwargs the task takes:
+ * `never` for a task registered without `kwargs: true`; any plain object for a signature made by name.
  */
-export class Signature<R = unknown> {
+export class Signature<R = unknown, K extends object = Kwargs> {
   /** @internal phantom field carrying the result type */
   declare readonly __result?: R;
 
@@ -32,39 +36,60 @@ export class Signature<R = unknown> {
     readonly options: LinkOptions = {},
     readonly immutable = false,
     readonly links: { callbacks?: Signature[]; errbacks?: Signature[] } = {},
+    /** Keyword arguments (Celery's `kwargs`), sent with every message made from this signature. */
+    readonly kwargs: Readonly<Kwargs> = NO_KWARGS,
   ) {}
 
   /** A copy with more options. */
-  set(options: LinkOptions): Signature<R> {
-    return new Signature<R>(this.app, this.task, this.args, { ...this.options, ...options }, this.immutable, this.links);
+  set(options: LinkOptions): Signature<R, K> {
+    return new Signature<R, K>(this.app, this.task, this.args, { ...this.options, ...options }, this.immutable, this.links, this.kwargs);
+  }
+
+  /**
+   * A copy with these keyword arguments (they replace any it had). A plain object (TypeError
+   * otherwise); for a task registered in this app without `kwargs: true`, non-empty kwargs are a
+   * TypeError (and do not compile).
+   */
+  withKwargs(kwargs: K): Signature<R, K> {
+    const kw: unknown = kwargs;
+    if (kw === null || typeof kw !== 'object' || Array.isArray(kw)) {
+      throw new TypeError(`signature of ${this.task}: kwargs must be a plain object of named arguments`);
+    }
+    const known = this.app.tasks.get(this.task);
+    if (known !== undefined && known.options.kwargs !== true && !isEmpty(kw)) {
+      throw new TypeError(`task ${this.task} takes no keyword arguments: register it with { kwargs: true } and take them as the handler's last parameter`);
+    }
+    return new Signature<R, K>(this.app, this.task, this.args, this.options, this.immutable, this.links, { ...(kw as Kwargs) });
   }
 
   /** Run `callback` with this task's result when it succeeds (Celery's `link`). */
-  link(callback: Step): Signature<R> {
-    return new Signature<R>(this.app, this.task, this.args, this.options, this.immutable, {
-      ...this.links,
-      callbacks: [...(this.links.callbacks ?? []), callback as Signature],
-    });
+  link(callback: Step): Signature<R, K> {
+    return new Signature<R, K>(
+      this.app, this.task, this.args, this.options, this.immutable,
+      { ...this.links, callbacks: [...(this.links.callbacks ?? []), callback as Signature] },
+      this.kwargs,
+    );
   }
 
   /** Run `errback` with `(taskId, error)` prepended when this task finally fails (Celery's `link_error`). */
-  linkError(errback: Step): Signature<R> {
-    return new Signature<R>(this.app, this.task, this.args, this.options, this.immutable, {
-      ...this.links,
-      errbacks: [...(this.links.errbacks ?? []), errback as Signature],
-    });
+  linkError(errback: Step): Signature<R, K> {
+    return new Signature<R, K>(
+      this.app, this.task, this.args, this.options, this.immutable,
+      { ...this.links, errbacks: [...(this.links.errbacks ?? []), errback as Signature] },
+      this.kwargs,
+    );
   }
 
-  /** Send it. */
+  /** Send it (with its kwargs). */
   applyAsync(opts: ApplyOptions = {}): Promise<AsyncResult<R>> {
     const embed: Embed = {};
     if (this.links.callbacks !== undefined) embed.callbacks = this.links.callbacks.map(toData);
     if (this.links.errbacks !== undefined) embed.errbacks = this.links.errbacks.map(toData);
-    return this.app.sendTask<R>(this.task, this.args, { ...linkToApply(this.options), embed, ...opts });
+    return this.app.sendTask<R>(this.task, this.args, { ...linkToApply(this.options), ...kwargsOf(this), embed, ...opts });
   }
 
   /** With a task id assigned (chains and groups need their ids up front). */
-  withId(): Signature<R> {
+  withId(): Signature<R, K> {
     return this.options.taskId === undefined ? this.set({ taskId: newId() }) : this;
   }
 }
@@ -73,13 +98,23 @@ export class Signature<R = unknown> {
  * A signature that still lacks its first argument: only usable as a chain step or a callback (it has
  * no `applyAsync`). At run time it is a `Signature`.
  */
-export type PartialSignature<R = unknown> = Omit<Signature<R>, 'applyAsync'> & { readonly __partial?: true };
+export type PartialSignature<R = unknown, K extends object = Kwargs> = Omit<Signature<R, K>, 'applyAsync' | 'withKwargs'> & {
+  /** A copy with these keyword arguments (see {@link Signature.withKwargs}). */
+  withKwargs(kwargs: K): PartialSignature<R, K>;
+  readonly __partial?: true;
+};
 
 /** Anything that can follow a step: a full or a partial signature. */
 export type Step<R = unknown> = Signature<R> | PartialSignature<R>;
 
+/** `{ kwargs }` for a signature that has some, else `{}`: spread into the options of a send. */
+function kwargsOf(sig: { readonly kwargs: Readonly<Kwargs> }): { kwargs?: Kwargs } {
+  return isEmpty(sig.kwargs) ? {} : { kwargs: sig.kwargs as Kwargs };
+}
+
 export function toData(sig: Signature): SignatureData {
   const d: SignatureData = { task: sig.task, args: [...sig.args], options: { ...sig.options } as Record<string, unknown> };
+  if (!isEmpty(sig.kwargs)) d.kwargs = { ...sig.kwargs };
   if (sig.immutable) d.immutable = true;
   if (sig.links.callbacks !== undefined || sig.links.errbacks !== undefined) {
     d.options = {
@@ -120,7 +155,7 @@ export class Chain<R> {
     const embed: Embed = { chain: rest.reverse().map(toData) };
     if (first.links.callbacks !== undefined) embed.callbacks = first.links.callbacks.map(toData);
     if (first.links.errbacks !== undefined) embed.errbacks = first.links.errbacks.map(toData);
-    await first.app.sendTask(first.task, first.args, { ...linkToApply(first.options), ...opts, embed });
+    await first.app.sendTask(first.task, first.args, { ...linkToApply(first.options), ...kwargsOf(first), ...opts, embed });
     return new AsyncResult<R>(last.options.taskId!, first.app);
   }
 }
@@ -184,7 +219,7 @@ export class Group<R> {
         if (chordLink !== undefined) embed.chord = chordLink;
         if (m.links.callbacks !== undefined) embed.callbacks = m.links.callbacks.map(toData);
         if (m.links.errbacks !== undefined) embed.errbacks = m.links.errbacks.map(toData);
-        return app.sendTask(m.task, m.args, { ...linkToApply(m.options), ...applyOpts, group: groupId, embed });
+        return app.sendTask(m.task, m.args, { ...linkToApply(m.options), ...kwargsOf(m), ...applyOpts, group: groupId, embed });
       }),
     );
     return new GroupResult<R>(groupId, ids.map((id) => app.asyncResult<R>(id)));
@@ -207,7 +242,7 @@ export class Chord<R> {
     const cb = this.callback.withId().set({ chordSize: this.header.members.length });
     const app = cb.app;
     if (this.header.members.length === 0) {
-      return app.sendTask<R>(cb.task, cb.immutable ? cb.args : [[], ...cb.args], linkToApply(cb.options));
+      return app.sendTask<R>(cb.task, cb.immutable ? cb.args : [[], ...cb.args], { ...linkToApply(cb.options), ...kwargsOf(cb) });
     }
     await this.header.applyAsync({ ...opts, chord: toData(cb) });
     return new AsyncResult<R>(cb.options.taskId!, app);
@@ -277,8 +312,8 @@ export class CanvasRunner {
     const embed: Embed = { ...(extra.embed ?? {}) };
     if (Array.isArray(opts['link'])) embed.callbacks = opts['link'] as SignatureData[];
     if (Array.isArray(opts['linkError'])) embed.errbacks = opts['linkError'] as SignatureData[];
-    // Keyword arguments of a signature made by Celery (Python) travel on: a Python step after a Node step gets them.
-    const kwargs = sig.kwargs !== undefined && Object.keys(sig.kwargs).length > 0 ? { kwargs: sig.kwargs } : {};
+    // A step's kwargs travel on as they are (the parent's result goes to the positional arguments).
+    const kwargs = sig.kwargs !== undefined && !isEmpty(sig.kwargs) ? { kwargs: sig.kwargs } : {};
     return this.app.sendTask(sig.task, args, { ...linkToApply(opts), ...extra, ...kwargs, embed });
   }
 

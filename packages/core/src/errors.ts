@@ -12,6 +12,11 @@ export const ErrorCode = {
   ALREADY_SETTLED: 'ERR_ALREADY_SETTLED',
   STALE_DELIVERY: 'ERR_STALE_DELIVERY',
   TASK_UNKNOWN: 'ERR_TASK_UNKNOWN',
+  /**
+   * A message does not fit the task's signature: keyword arguments for a task registered without
+   * `kwargs: true`. Dead-lettered, never run with the arguments dropped.
+   */
+  TASK_SIGNATURE: 'ERR_TASK_SIGNATURE',
   TIME_LIMIT: 'ERR_TIME_LIMIT',
   REVOKED: 'ERR_REVOKED',
   EXPIRED: 'ERR_EXPIRED',

@@ -22,7 +22,11 @@ export interface WorkerEventBase {
 /** Every lifecycle event, named as in DESIGN.md §2 (Celery's signals). */
 export interface CeleriacEvents {
   'task:sent': TaskEventBase & { delayMs: number };
-  'task:received': TaskEventBase & { argsRepr: string };
+  /**
+   * `argsRepr`, `kwargsRepr`: printable forms of the positional and keyword arguments — JSON, cut at 200
+   * characters; in Celery-protocol mode the message's `argsrepr`/`kwargsrepr` headers (Python reprs).
+   */
+  'task:received': TaskEventBase & { argsRepr: string; kwargsRepr: string };
   /** `queueWaitMs`: from publish (or ETA) to handler start, when the message says when it was sent. */
   'task:started': TaskEventBase & { queueWaitMs: number | null };
   'task:progress': TaskEventBase & { progress: unknown };

@@ -1,5 +1,5 @@
 export { createApp, App } from './app.js';
-export type { AppOptions, ApplyOptions, TaskOptions, Task, TaskHandler, Route, AnyTask } from './app.js';
+export type { AppOptions, ApplyOptions, Kwargs, TaskOptions, Task, TaskFor, TaskHandler, Route, AnyTask } from './app.js';
 export { chain, chord, group, Chain, Chord, Group, GroupResult, Signature } from './canvas.js';
 export type { LinkOptions, PartialSignature, Step } from './canvas.js';
 export { AsyncResult } from './async-result.js';

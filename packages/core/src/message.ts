@@ -47,6 +47,13 @@ export interface TaskMessage {
   extra: Record<string, HeaderValue>;
   /** Epoch ms of the publish (for queue-wait metrics), or null. */
   sentAt?: number | null;
+  /**
+   * Printable forms of `args` and `kwargs` as the sender made them (Celery's `argsrepr` and
+   * `kwargsrepr` headers, which a producer may set to hide secrets), when the protocol carries them.
+   * Events use them; a codec that writes such headers writes these back on a retry.
+   */
+  argsRepr?: string | null;
+  kwargsRepr?: string | null;
 }
 
 const RESERVED = new Set([
@@ -62,7 +69,8 @@ function parseIso(value: HeaderValue | undefined): number | null {
   const ms = Date.parse(value);
   return Number.isNaN(ms) ? null : ms;
 }
-function isEmpty(o: object): boolean {
+/** True for an object without enumerable keys (no allocation, unlike `Object.keys`). */
+export function isEmpty(o: object): boolean {
   for (const _ in o) return false;
   return true;
 }
@@ -154,6 +162,9 @@ export function decodeTask(
     throw new CeleriacError(ErrorCode.SERIALIZATION, 'body is not [args, kwargs?, embed?]');
   }
   const [args, kwargs, embed] = decoded as [unknown[], unknown, unknown];
+  if (kwargs !== undefined && kwargs !== null && (typeof kwargs !== 'object' || Array.isArray(kwargs))) {
+    throw new CeleriacError(ErrorCode.SERIALIZATION, 'body is not [args, kwargs?, embed?]: kwargs is not an object');
+  }
   const retries = h['retries'];
   const timelimit = h['timelimit'];
   const soft = Array.isArray(timelimit) && typeof timelimit[1] === 'number' ? timelimit[1] * 1000 : null;
@@ -164,7 +175,7 @@ export function decodeTask(
     id,
     task,
     args,
-    kwargs: kwargs !== null && typeof kwargs === 'object' ? (kwargs as Record<string, unknown>) : {},
+    kwargs: kwargs === undefined || kwargs === null ? {} : (kwargs as Record<string, unknown>),
     embed: embed !== null && typeof embed === 'object' ? (embed as Embed) : {},
     retries: typeof retries === 'number' ? retries : 0,
     rootId: str(h['root_id']) ?? id,

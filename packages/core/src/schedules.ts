@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import type { ApplyOptions } from './app.js';
+import type { ApplyOptions, Kwargs } from './app.js';
 import type { Schedule } from './beat.js';
 import type { Clock } from './clock.js';
 import { CeleriacError, ErrorCode } from './errors.js';
@@ -27,7 +27,7 @@ export interface RuntimeSchedule extends Schedule {
 }
 
 /** The options a tick is sent with (`taskId`, `countdownMs` and `eta` belong to the tick). */
-export type ScheduleOptions = Omit<ApplyOptions, 'taskId' | 'countdownMs' | 'eta'>;
+export type ScheduleOptions = Omit<ApplyOptions<Kwargs>, 'taskId' | 'countdownMs' | 'eta'>;
 
 /**
  * A runtime schedule as stored and listed: defaults filled in, times as epoch ms, object keys sorted.

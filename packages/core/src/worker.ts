@@ -14,7 +14,7 @@ import type { TaskEventBase } from './events.js';
 import type { GuardedBroker } from './guard.js';
 import { newId, newMessageId } from './ids.js';
 import { LinkedList } from './transport/linked-list.js';
-import type { TaskMessage } from './message.js';
+import { isEmpty, type TaskMessage } from './message.js';
 import { TaskState, type ResultBackend, type ResultMeta } from './result-backend.js';
 import { backoffDelayMs, matchesAny } from './retry.js';
 
@@ -466,12 +466,22 @@ export class Worker {
     };
     const events = this.app.events;
     if (events.has('task:received')) {
-      events.emit('task:received', taskEvent(base, { argsRepr: argsRepr(msg.args) }));
+      events.emit(
+        'task:received',
+        taskEvent(base, { argsRepr: msg.argsRepr ?? shortRepr(msg.args), kwargsRepr: msg.kwargsRepr ?? shortRepr(msg.kwargs) }),
+      );
     }
 
     const task = this.app.tasks.get(msg.task);
     if (task === undefined) {
       const err = new CeleriacError(ErrorCode.TASK_UNKNOWN, `no task named "${msg.task}" is registered in this worker`);
+      return this.deadLetter(d, queue, msg, err, null);
+    }
+    if (task.options.kwargs !== true && !isEmpty(msg.kwargs)) {
+      const err = new CeleriacError(
+        ErrorCode.TASK_SIGNATURE,
+        `task "${msg.task}" takes no keyword arguments (it is not registered with kwargs: true), got ${Object.keys(msg.kwargs).join(', ')}`,
+      );
       return this.deadLetter(d, queue, msg, err, null);
     }
     if (d.deliveries > this.app.maxDeliveries) {
@@ -551,10 +561,10 @@ export class Worker {
     try {
       const run =
         this.threads === undefined
-          ? taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...msg.args))
+          ? taskStorage.run(ctx, () => (task.handler as (...a: unknown[]) => unknown)(...callArgs(task, msg)))
           : this.threads.run(
               msg.task,
-              msg.args,
+              callArgs(task, msg),
               {
                 id: msg.id, name: msg.task, queue: base.queue, retries: msg.retries, deliveries: d.deliveries,
                 headers: { ...d.headers }, rootId: msg.rootId, parentId: msg.parentId,
@@ -613,7 +623,10 @@ export class Worker {
     const ctx = new RunContext(r, msg, base, store ? this.backend : undefined, this.app);
     let run: unknown;
     try {
-      run = taskStorage.run(ctx, task.handler as (...a: unknown[]) => unknown, ...msg.args);
+      run =
+        opts.kwargs === true
+          ? taskStorage.run(ctx, task.handler as (...a: unknown[]) => unknown, ...msg.args, msg.kwargs)
+          : taskStorage.run(ctx, task.handler as (...a: unknown[]) => unknown, ...msg.args);
     } catch (err) {
       return this.afterRun(r, task, msg, base, false, store, started, false, undefined, err);
     }
@@ -925,11 +938,16 @@ function taskEvent<E extends object>(base: TaskEventBase, extra: E): TaskEventBa
   return Object.assign(e, extra);
 }
 
-/** A short printable form of the arguments (Celery's argsrepr), for events and dashboards. */
-function argsRepr(args: unknown[]): string {
+/** What a handler is called with: the positional arguments, then the kwargs for a `kwargs: true` task. */
+function callArgs(task: AnyTask, msg: TaskMessage): unknown[] {
+  return task.options.kwargs === true ? [...msg.args, msg.kwargs] : msg.args;
+}
+
+/** A short printable form (JSON) of the arguments or keyword arguments (Celery's argsrepr), for events and dashboards. */
+function shortRepr(value: unknown[] | Record<string, unknown>): string {
   let s: string;
   try {
-    s = JSON.stringify(args) ?? '[]';
+    s = JSON.stringify(value) ?? 'null';
   } catch {
     s = '[unprintable]';
   }

@@ -27,6 +27,11 @@ describe("pool: 'threads'", () => {
     await expect(f.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: 'UnrecoverableError' });
     const p = await fx.progress.delay();
     expect(await p.get({ timeoutMs: 10_000 })).toBe('ok');
+    // A kwargs: true handler gets its kwargs in the thread too.
+    const g = await fx.greet.applyAsync(['ann'], { kwargs: { greeting: 'hello' } });
+    const greeted = await g.get({ timeoutMs: 10_000 });
+    expect(greeted.text).toBe('hello ann');
+    expect(greeted.threadId).toBeGreaterThan(0);
     expect(events).toContain('spin:ERR_TIME_LIMIT');
     expect(events.filter((e) => e.startsWith('fatal'))).toHaveLength(1);
     await app.close();

@@ -9,11 +9,14 @@ import { TaskState } from '../result-backend.js';
 import { assertEqual, fail } from './assert.js';
 import type { BrokerSuiteEnv, CompressionDialect, SuiteApi } from './broker-suite.js';
 
-/** One hostile message: what it is, how to build it from a valid message, the code it must be dead-lettered with. */
+/**
+ * One hostile message: what it is, how to build it from a valid message (or from a valid one that also
+ * carries keyword arguments), the code it must be dead-lettered with.
+ */
 interface HostileCase {
   readonly name: string;
   readonly code: string;
-  build(valid: OutgoingMessage): { body: Uint8Array; headers: Headers };
+  build(valid: OutgoingMessage, withKwargs: OutgoingMessage): { body: Uint8Array; headers: Headers };
 }
 
 const enc = new TextEncoder();
@@ -69,6 +72,11 @@ function hostileCases(dialect: CompressionDialect): HostileCase[] {
     { name: 'a numeric task name', code: ErrorCode.SERIALIZATION, build: (v) => ({ body: v.body, headers: { ...v.headers, task: 42 } }) },
     { name: 'no id header', code: ErrorCode.SERIALIZATION, build: (v) => ({ body: v.body, headers: without(v.headers, 'id', 'correlation_id') }) },
     { name: 'an unknown task', code: ErrorCode.TASK_UNKNOWN, build: (v) => ({ body: v.body, headers: { ...v.headers, task: 'nobody.home' } }) },
+    {
+      name: 'keyword arguments for a task that takes none',
+      code: ErrorCode.TASK_SIGNATURE,
+      build: (_, kw) => ({ body: kw.body, headers: kw.headers }),
+    },
     {
       name: 'a gzip bomb (80 MiB from 80 KiB)',
       code: ErrorCode.PAYLOAD_TOO_LARGE,
@@ -167,7 +175,8 @@ export function workerSuite(api: SuiteApi, name: string, env: BrokerSuiteEnv): v
             results.push(await echo.delay(i));
             const { msg } = app.buildMessage('hostile.echo', [i], {}, {});
             const valid = app.encode(msg, {});
-            const out: OutgoingMessage = { id: newMessageId(), ...c.build(valid) };
+            const withKwargs = app.encode(app.buildMessage('hostile.echo', [i], { kwargs: { unexpected: i } }, {}).msg, {});
+            const out: OutgoingMessage = { id: newMessageId(), ...c.build(valid, withKwargs) };
             await broker.publish(queue, out);
             sent.set(out.id, c);
           }
