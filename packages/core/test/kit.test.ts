@@ -50,6 +50,9 @@ class GreedyPush extends Ledger implements PushAdapter<Msg> {
   credit(): void {
     this.offer();
   }
+  sinkOf(): Sink<Msg> {
+    return this.sink!;
+  }
   private offer(): void {
     const sink = this.sink!;
     for (let i = sink.credit + this.extra; i > 0; i--) sink.push(new Msg(`m${this.n++}`));
@@ -168,19 +171,12 @@ describe('the transport kit', () => {
 
   it('drops what the server took back (a closed channel): buffered and handed out, slots freed, later settles refused', async () => {
     const kit = new ConsumerKit();
-    class Lanes extends GreedyPush {
-      sink!: Sink<Msg>;
-      override start(sink: Sink<Msg>): void {
-        this.sink = sink;
-        super.start(sink);
-      }
-    }
-    const adapter = new Lanes(0);
+    const adapter = new GreedyPush(0);
     const c = kit.consume('q', adapter, { prefetch: 4 });
     const handed = c.takeSync()!; // m0 handed out; m1..m3 buffered
     expect(c.held).toBe(4);
     // The "channel" of m0, m1 and m2 closed: the server requeued them; the adapter tells the kit.
-    const dropped = adapter.sink.drop((m) => ['m0', 'm1', 'm2'].includes(m.id));
+    const dropped = adapter.sinkOf().drop((m) => ['m0', 'm1', 'm2'].includes(m.id));
     expect(dropped).toBe(3);
     // Freed slots were refilled by the adapter (credit); nothing was released or settled for them.
     expect(c.held).toBe(4);
