@@ -86,7 +86,8 @@ export class Database {
     });
   }
 
-  private report(err: unknown): void {
+  /** Log a connection problem; the owner's `onError` hears of it once per outage. */
+  report(err: unknown): void {
     if (this.closed) return;
     this.config.logger.warn('postgres connection error', { error: String(err) });
     if (this.reportedOutage) return;

@@ -17,9 +17,12 @@ import {
   type QueueStats,
   type UrlOptions,
 } from '@celeriac/core';
+import { ConsumerKit } from '@celeriac/core/transport';
 import type { ClientConfig } from 'pg';
 import { PgBroadcast } from './broadcast.js';
+import { PgAdapter } from './consumer.js';
 import { Database, expiredRowsCleanup } from './database.js';
+import { classifyError } from './errors.js';
 import { resolveBrokerOptions, urlOptions, type PostgresBrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { PgQueue, type PostgresPublishOptions } from './queue.js';
 
@@ -51,8 +54,8 @@ export interface PostgresBrokerConfig extends PostgresBrokerOptions {
  * Connections: one pool of `poolSize` (opened on demand) plus one LISTEN connection (opened on the
  * first claim or broadcast subscription).
  *
- * `consume` lands with the transport kit; until then it throws ERR_UNSUPPORTED and the queue model
- * is reached through {@link PostgresBroker.queue}.
+ * Consumption is the transport kit's (`@celeriac/core/transport`) over a small pull adapter
+ * ({@link PgAdapter}) on the queue model ({@link PostgresBroker.queue}).
  */
 export class PostgresBroker implements Broker, BrokerEventSource {
   readonly name = 'postgres';
@@ -67,6 +70,8 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   private readonly db: Database;
   private readonly logger: Logger;
   private readonly queues = new Map<string, PgQueue>();
+  /** Consumption: the prefetch bound, settle-once, held deliveries, lease renewal, give-back at close. */
+  private readonly kit: ConsumerKit;
   private readonly listeners = new Set<(e: BrokerEvent) => void>();
   private closing: Promise<void> | undefined;
 
@@ -101,6 +106,11 @@ export class PostgresBroker implements Broker, BrokerEventSource {
       },
     });
     this.broadcast = new PgBroadcast(this.db, this.options.maxMessageBytes, this.logger);
+    this.kit = new ConsumerKit({
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
+      classify: classifyError,
+      onError: (err) => this.db.report(err),
+    });
   }
 
   /** The schema (the `prefix` option) every table lives in. */
@@ -188,9 +198,13 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     }
   }
 
-  /** Temporary: consumption lands with the transport kit (`@celeriac/core/transport`). */
-  consume(_queue: string, _opts: ConsumeOptions): AsyncIterable<Delivery> {
-    throw new CeleriacError(ErrorCode.UNSUPPORTED, 'consume lands with the transport kit');
+  /**
+   * Consume `queue` on the kit: at most `opts.prefetch` deliveries held, leases renewed every third
+   * of `visibilityTimeoutMs`, claims waiting on LISTEN/NOTIFY when the queue is empty. Throws until
+   * `connect()` resolved.
+   */
+  consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
+    return this.kit.consume(queue, new PgAdapter(this.queue(queue)), opts);
   }
 
   /** Delete every ready and delayed message of `queue` (leased ones stay); returns how many. */
@@ -219,8 +233,10 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   };
 
   /**
-   * Idempotent and returns the same promise. Waiting claims resolve, coalesced calls settle, then
-   * the LISTEN connection and the pool close. (Giving back unsettled deliveries is the kit's.)
+   * Idempotent and returns the same promise. Consumers stop and give back what they buffered
+   * (uncounted) and what the application still holds (counted, as after a crash but at once; bounded
+   * by core's close grace), waiting claims resolve, coalesced calls settle, then the LISTEN connection
+   * and the pool close.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -228,6 +244,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   }
 
   private async doClose(): Promise<void> {
+    await this.kit.close();
     const queues = [...this.queues.values()];
     for (const q of queues) q.close();
     await Promise.all(queues.map((q) => q.drain()));
