@@ -144,6 +144,34 @@ export class Database {
   }
 
   /**
+   * Run `fn` inside BEGIN … on one pooled connection: COMMIT when it resolves `commit: true`, else
+   * ROLLBACK; a failure rolls back and is classified (a connection that failed is not reused).
+   */
+  async transaction<T>(fn: (query: <R extends QueryResultRow>(text: string, values?: unknown[]) => Promise<R[]>) => Promise<{ commit: boolean; value: T }>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw classifyError(err);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const { commit, value } = await fn(async (text, values) => (await client.query(text, values)).rows);
+      await client.query(commit ? 'COMMIT' : 'ROLLBACK');
+      this.reportedOutage = false;
+      return value;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: unknown) => {
+        broken = e as Error;
+      });
+      throw classifyError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
    * Delete expired rows with `statements` (each deletes at most {@link CLEANUP_BATCH} rows and returns
    * them), each repeated until it deletes fewer. Returns how many rows went. Concurrent cleaners skip
    * each other's rows (`FOR UPDATE SKIP LOCKED` in the statements).

@@ -8,6 +8,8 @@ import {
   type ResultBackend,
   type ResultBackendCapabilities,
   type ResultMeta,
+  type StoredSchedule,
+  type StoredScheduleList,
   type UrlOptions,
   type WaitOptions,
 } from '@celeriac/core';
@@ -65,6 +67,9 @@ interface Waiting {
  *   memory, removed when the wait settles; the channel is unlistened when no wait remains. After the
  *   LISTEN connection comes back, every waited id is read again (notifications sent meanwhile are lost).
  * - Expired rows are invisible at once and deleted in batches by a timer (`cleanupIntervalMs`).
+ * - Runtime schedules are rows of `schedule` with a rev; a write is a short transaction that locks the
+ *   one row of `schedule_version`, takes the next version as the rev and compares-and-sets, so writes
+ *   are serialised and a listing read with the version in one statement is never older than it.
  *
  * Connections: one pool of `poolSize` (opened on demand) plus one LISTEN connection (on the first wait
  * that has to wait).
@@ -72,7 +77,7 @@ interface Waiting {
 export class PostgresResultBackend implements ResultBackend {
   readonly name = 'postgres';
   /** Every optional operation is there. */
-  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true, schedules: true };
   /** The options in force, defaults filled in. */
   readonly options: ResolvedResultBackendOptions;
   private readonly db: Database;
@@ -387,6 +392,57 @@ export class PostgresResultBackend implements ResultBackend {
     });
   }
 
+  /** The schedule record of `id`, or undefined. */
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    return this.run(async () => {
+      checkScheduleId(id);
+      const r = (await this.db.query<{ rev: string; data: string }>(this.sql.getSchedule, [id]))[0];
+      return r === undefined ? undefined : { id, rev: Number(r.rev), data: r.data };
+    });
+  }
+
+  /** Every schedule record and the version they are at least as new as (one snapshot). */
+  listSchedules(): Promise<StoredScheduleList> {
+    return this.run(async () => {
+      const rows = await this.db.query<{ version: string; id: string | null; rev: string | null; data: string | null }>(this.sql.listSchedules);
+      const schedules: StoredSchedule[] = [];
+      for (const r of rows) if (r.id !== null) schedules.push({ id: r.id, rev: Number(r.rev), data: r.data ?? '' });
+      return { version: Number(rows[0]?.version ?? 0), schedules };
+    });
+  }
+
+  /** The rev of the latest schedule write (0 before any). */
+  schedulesVersion(): Promise<number> {
+    return this.run(async () => Number((await this.db.query<{ version: string }>(this.sql.schedulesVersion))[0]?.version ?? 0));
+  }
+
+  /** Compare-and-set: store `data` under `id` if its rev is `expectedRev` (0: none yet); the new rev, or 0. */
+  putSchedule(id: string, data: string, expectedRev: number): Promise<number> {
+    if (!Number.isSafeInteger(expectedRev) || expectedRev < 0) return Promise.reject(new RangeError(`expectedRev must be an integer >= 0, got ${String(expectedRev)}`));
+    if (typeof data !== 'string' || data.includes('\0')) return Promise.reject(new TypeError('schedule data must be a string without NUL'));
+    return this.run(async () => {
+      checkScheduleId(id);
+      return this.db.transaction(async (q) => {
+        const rev = (await q<{ rev: string }>(this.sql.nextScheduleRev))[0]!.rev;
+        const done =
+          expectedRev === 0 ? await q(this.sql.createSchedule, [id, rev, data]) : await q(this.sql.replaceSchedule, [id, rev, data, expectedRev]);
+        return done.length === 1 ? { commit: true, value: Number(rev) } : { commit: false, value: 0 };
+      });
+    });
+  }
+
+  /** Remove the schedule record of `id`; true if there was one. */
+  deleteSchedule(id: string): Promise<boolean> {
+    return this.run(async () => {
+      checkScheduleId(id);
+      return this.db.transaction(async (q) => {
+        await q(this.sql.nextScheduleRev);
+        const gone = (await q(this.sql.deleteSchedule, [id])).length === 1;
+        return { commit: gone, value: gone };
+      });
+    });
+  }
+
   /** Delete expired rows now (the timer does it every `cleanupIntervalMs`); returns how many went. */
   cleanup(): Promise<number> {
     return this.run(() => this.db.cleanup(this.sql.cleanup));
@@ -422,6 +478,11 @@ function noop(): void {
 function checkId(taskId: string): void {
   if (typeof taskId !== 'string' || taskId === '') throw new TypeError('a task id must be a non-empty string');
   if (taskId.includes('\0')) throw new TypeError('a task id must not contain a NUL character');
+}
+
+function checkScheduleId(id: string): void {
+  if (typeof id !== 'string' || id === '') throw new TypeError('a schedule id must be a non-empty string');
+  if (id.includes('\0')) throw new TypeError('a schedule id must not contain a NUL character');
 }
 
 /** Results are stored as JSON (`undefined` properties dropped, a `Date` becomes its ISO string). */

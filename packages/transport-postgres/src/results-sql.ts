@@ -30,6 +30,20 @@ export interface ResultStatements {
   readonly takeTokens: string;
   /** Delete expired rows, one statement per table. */
   readonly cleanup: readonly string[];
+  /** One schedule record. */
+  readonly getSchedule: string;
+  /** Every schedule record with the version, in one snapshot. */
+  readonly listSchedules: string;
+  /** The schedules' version. */
+  readonly schedulesVersion: string;
+  /** Lock the schedules and take the next rev (the first statement of a schedule write). */
+  readonly nextScheduleRev: string;
+  /** Create a schedule record unless one exists. */
+  readonly createSchedule: string;
+  /** Replace a schedule record if its rev is as expected. */
+  readonly replaceSchedule: string;
+  /** Remove a schedule record. */
+  readonly deleteSchedule: string;
 }
 
 const READY = `('SUCCESS', 'FAILURE', 'REVOKED')`;
@@ -168,5 +182,36 @@ RETURNING taken, tokens`,
       expiredRowsCleanup(s, 'revocation'),
       expiredRowsCleanup(s, 'token_bucket'),
     ],
+
+    /* getSchedule: the record of id $1. Rows: none, or {rev, data} (rev a bigint as text). */
+    getSchedule: `SELECT rev::text AS rev, data FROM ${s}.schedule WHERE id = $1`,
+
+    /*
+      listSchedules: every record, each row also carrying the version (one snapshot, so the version is
+      never newer than the records). Rows: {version, id, rev, data}; one row with a null id when there
+      are none.
+    */
+    listSchedules: `SELECT v.version::text AS version, r.id, r.rev::text AS rev, r.data
+FROM ${s}.schedule_version v LEFT JOIN ${s}.schedule r ON true`,
+
+    /* schedulesVersion: the rev of the latest write, 0 before any. Rows: one, {version}. */
+    schedulesVersion: `SELECT version::text AS version FROM ${s}.schedule_version`,
+
+    /*
+      nextScheduleRev: the first statement of every schedule write, inside its transaction: locks the
+      version row (so writes are serialised and the next statements, with a new snapshot, see every
+      earlier write) and takes the next rev. The caller rolls back when its write does not happen.
+      Rows: one, {rev}
+    */
+    nextScheduleRev: `UPDATE ${s}.schedule_version SET version = version + 1 RETURNING version::text AS rev`,
+
+    /* createSchedule: store record $1 with rev $2 and data $3 unless one exists. Rows: one when created. */
+    createSchedule: `INSERT INTO ${s}.schedule (id, rev, data) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING 1 AS ok`,
+
+    /* replaceSchedule: give record $1 rev $2 and data $3 if its rev is $4. Rows: one when replaced. */
+    replaceSchedule: `UPDATE ${s}.schedule SET rev = $2, data = $3 WHERE id = $1 AND rev = $4 RETURNING 1 AS ok`,
+
+    /* deleteSchedule: remove record $1. Rows: one when removed. */
+    deleteSchedule: `DELETE FROM ${s}.schedule WHERE id = $1 RETURNING 1 AS ok`,
   };
 }
