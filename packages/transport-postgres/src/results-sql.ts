@@ -155,7 +155,10 @@ WHERE task_id = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > now())`,
 
     /*
       takeTokens: take one token from bucket $1 of $2 tokens refilled continuously over $3 ms, on the
-      server's clock. The row lock of the upsert serialises takers of one bucket.
+      server's clock. The row lock of the upsert serialises takers of one bucket. now() is when a
+      statement's transaction started, so one that waited for the lock may be older than the stored
+      `at`: `at` never moves back (else the time between would be refilled twice — found by the
+      workflows rate-limit test: 117 starts in 0.9 s at 50/s), and such a taker gets no refill.
       Rows: one, {taken, tokens} (tokens left after this call)
     */
     takeTokens: `INSERT INTO ${s}.token_bucket AS b (name, tokens, taken, at, expires_at)
@@ -167,7 +170,7 @@ ON CONFLICT (name) DO UPDATE SET
     ELSE least($2::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.at) * 1000) * $2::float8 / $3::float8)
   END,
   taken = least($2::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.at) * 1000) * $2::float8 / $3::float8) >= 1,
-  at = now(),
+  at = greatest(b.at, now()),
   expires_at = now() + 2 * $3::float8 * interval '1 millisecond'
 RETURNING taken, tokens`,
 
