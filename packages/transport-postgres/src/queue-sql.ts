@@ -77,7 +77,10 @@ FROM n, a`,
       Each claimed row gets a fresh token from the claim_token sequence: ack, nack, extend and
       release name the row by (id, token), so a holder whose lease was lost cannot settle it.
 
-      Rows: the claimed messages, unordered (the caller sorts by priority desc, was_visible_at, id).
+      Rows: the claimed messages, unordered (the caller sorts by priority desc, was_visible_at, id),
+      each with wait_ms null. When none was claimed, instead one row with a null `row` and wait_ms =
+      the ms until the next message becomes claimable (the nextVisible probe, in the same round
+      trip), or null when the queue is empty: an idle claimer runs one statement per wait.
     */
     claim: `WITH picked AS (
   SELECT c.id, c.visible_at FROM generate_series(9, 0, -1) AS p(priority)
@@ -89,14 +92,19 @@ FROM n, a`,
     FOR UPDATE SKIP LOCKED
   ) c
   LIMIT $2
+), claimed AS (
+  UPDATE ${s}.message m
+  SET visible_at = now() + $3 * interval '1 millisecond',
+      token = nextval(${quoteLiteral(`${s}.claim_token`)}),
+      deliveries = m.deliveries + 1
+  FROM picked WHERE m.id = picked.id
+  RETURNING m.id::text AS row, m.token::text AS token, m.message_id, m.priority, m.deliveries, m.headers, m.body,
+    picked.visible_at AS was_visible_at
 )
-UPDATE ${s}.message m
-SET visible_at = now() + $3 * interval '1 millisecond',
-    token = nextval(${quoteLiteral(`${s}.claim_token`)}),
-    deliveries = m.deliveries + 1
-FROM picked WHERE m.id = picked.id
-RETURNING m.id::text AS row, m.token::text AS token, m.message_id, m.priority, m.deliveries, m.headers, m.body,
-  picked.visible_at AS was_visible_at`,
+SELECT claimed.*, NULL::float8 AS wait_ms FROM claimed
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (${nextVisibleMs(s)})
+WHERE NOT EXISTS (SELECT 1 FROM claimed)`,
 
     /*
       nextVisible: ms until the next message of queue $1 becomes claimable — a delay coming due or a
@@ -105,12 +113,7 @@ RETURNING m.id::text AS row, m.token::text AS token, m.message_id, m.priority, m
       $1 queue
       Rows: one, {wait_ms: number | null}
     */
-    nextVisible: `SELECT CASE WHEN min(x.v) IS NOT NULL
-  THEN greatest(0, ceil(extract(epoch FROM min(x.v) - now()) * 1000))::float8 END AS wait_ms
-FROM generate_series(0, 9) AS p(priority)
-CROSS JOIN LATERAL (
-  SELECT visible_at AS v FROM ${s}.message WHERE queue = $1 AND priority = p.priority ORDER BY visible_at LIMIT 1
-) x`,
+    nextVisible: `SELECT (${nextVisibleMs(s)}) AS wait_ms`,
 
     /*
       ack: delete finished messages (the hot table keeps only live work; autovacuum reclaims the dead
@@ -246,4 +249,18 @@ SELECT (SELECT count(*)::int FROM moved) AS n,
 )
 SELECT count(*)::int AS n FROM gone`,
   };
+}
+
+/**
+ * An expression: ms until the next message of queue $1 becomes claimable — a delay coming due or a
+ * lease expiring (a row another claimer holds locked counts as claimable now: 0) — or null when the
+ * queue is empty. One index probe per level.
+ */
+function nextVisibleMs(s: string): string {
+  return `SELECT CASE WHEN min(x.v) IS NOT NULL
+  THEN greatest(0, ceil(extract(epoch FROM min(x.v) - now()) * 1000))::float8 END
+FROM generate_series(0, 9) AS p(priority)
+CROSS JOIN LATERAL (
+  SELECT visible_at AS v FROM ${s}.message WHERE queue = $1 AND priority = p.priority ORDER BY visible_at LIMIT 1
+) x`;
 }

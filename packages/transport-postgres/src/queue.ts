@@ -76,7 +76,8 @@ interface SettleItem {
 }
 
 interface ClaimRow {
-  row: string;
+  /** null in the one row of a claim that got nothing (it carries wait_ms). */
+  row: string | null;
   token: string;
   message_id: string;
   priority: number;
@@ -84,6 +85,7 @@ interface ClaimRow {
   headers: Headers;
   body: Buffer;
   was_visible_at: Date;
+  wait_ms: number | null;
 }
 
 /** The most messages or deliveries in one statement. */
@@ -119,6 +121,11 @@ export class PgQueue {
   private readonly extender: Coalescer<PgMessage, boolean>;
   private readonly settler: Coalescer<SettleItem, boolean>;
   private wakeups: Wakeups | undefined;
+  /**
+   * Set by a claim that came back empty after waiting: until `until` (local time, when the next
+   * message becomes claimable) nothing is, unless a notification moved the wake-ups past `epoch`.
+   */
+  private idle: { epoch: number; until: number } | undefined;
   private closed = false;
 
   constructor(config: PgQueueConfig) {
@@ -207,9 +214,12 @@ export class PgQueue {
   /**
    * Claim up to `max` messages under a lease of `visibilityTimeoutMs`. When none is claimable, waits
    * — for a NOTIFY (publish, requeue, redrive), the next delay coming due or lease expiring, at most
-   * `pollIntervalMs`, or `signal` — then claims once more; so it may resolve `[]`. Never busy-polls.
-   * Messages come in claim order: priority 9 first, then FIFO. What it claimed is returned even when
-   * `signal` aborted meanwhile (give it back with `release(…, false)`).
+   * `pollIntervalMs`, or `signal` — then claims once more; so it may resolve `[]`. Never busy-polls:
+   * an idle claimer runs one statement per wait (a claim that comes back empty says when the next
+   * message becomes claimable, and a claim called again right after an empty one, with no
+   * notification in between, waits first). Messages come in claim order: priority 9 first, then
+   * FIFO. What it claimed is returned even when `signal` aborted meanwhile (give it back with
+   * `release(…, false)`).
    */
   async claim(max: number, signal?: AbortSignal): Promise<PgMessage[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be an integer >= 1, got ${String(max)}`);
@@ -217,37 +227,56 @@ export class PgQueue {
     if (isAborted(signal)) return [];
     const w = this.listen();
     let seen = w.epoch;
-    let got = await this.tryClaim(max);
-    if (got.length > 0 || isAborted(signal)) return got;
-    if (!w.listening) {
-      // The first claim: a NOTIFY sent before LISTEN took effect is not seen, so once it has (or
-      // after pollIntervalMs, if the LISTEN connection cannot be had), look again before waiting.
-      await w.ready(this.pollIntervalMs, signal);
-      if (isAborted(signal) || this.closed) return [];
-      seen = w.epoch;
-      got = await this.tryClaim(max);
-      if (got.length > 0 || isAborted(signal)) return got;
+    let nextMs: number | null;
+    const idle = this.idle;
+    if (idle !== undefined && w.listening && idle.epoch === seen && Date.now() < idle.until) {
+      // The last claim found nothing, no notification came since and nothing is due yet: wait first.
+      nextMs = idle.until === Infinity ? null : idle.until - Date.now();
+    } else {
+      let got = await this.claimOnce(max);
+      if (got.msgs.length > 0 || isAborted(signal)) return got.msgs;
+      if (!w.listening) {
+        // The first claim: a NOTIFY sent before LISTEN took effect is not seen, so once it has (or
+        // after pollIntervalMs, if the LISTEN connection cannot be had), look again before waiting.
+        await w.ready(this.pollIntervalMs, signal);
+        if (isAborted(signal) || this.closed) return [];
+        seen = w.epoch;
+        got = await this.claimOnce(max);
+        if (got.msgs.length > 0 || isAborted(signal)) return got.msgs;
+      }
+      nextMs = got.nextMs;
     }
-    const next = await this.nextVisibleMs();
-    const waitMs = next === null ? this.pollIntervalMs : Math.min(this.pollIntervalMs, Math.max(MIN_WAIT_MS, next));
+    const waitMs = nextMs === null ? this.pollIntervalMs : Math.min(this.pollIntervalMs, Math.max(MIN_WAIT_MS, nextMs));
     await w.wait(seen, waitMs, signal);
     if (isAborted(signal) || this.closed) return [];
-    return this.tryClaim(max);
+    const epoch = w.epoch;
+    const started = Date.now();
+    const got = await this.claimOnce(max);
+    if (got.msgs.length === 0) this.idle = { epoch, until: got.nextMs === null ? Infinity : started + got.nextMs };
+    return got.msgs;
   }
 
   /** One claim statement, no waiting. */
   async tryClaim(max: number): Promise<PgMessage[]> {
+    return (await this.claimOnce(max)).msgs;
+  }
+
+  /** One claim statement: the messages, or (none claimed) the ms until the next becomes claimable (null: empty queue). */
+  private async claimOnce(max: number): Promise<{ msgs: PgMessage[]; nextMs: number | null }> {
     const rows = await this.db.query<ClaimRow>(this.sql.claim, [this.name, Math.min(max, MAX_BATCH), this.leaseMs]);
+    const first = rows[0];
+    if (first === undefined || first.row === null) return { msgs: [], nextMs: first?.wait_ms ?? null };
     if (rows.length > 1) rows.sort(claimOrder);
-    return rows.map((r) => ({
+    const msgs = rows.map((r) => ({
       id: r.message_id,
       body: r.body,
       headers: r.headers,
       deliveries: r.deliveries,
       priority: r.priority,
-      row: r.row,
+      row: r.row!,
       token: r.token,
     }));
+    return { msgs, nextMs: null };
   }
 
   /** Ms until the next message becomes claimable (a delay or a lease), null when the queue is empty. */
@@ -393,7 +422,9 @@ function claimOrder(a: ClaimRow, b: ClaimRow): number {
   const t = a.was_visible_at.getTime() - b.was_visible_at.getTime();
   if (t !== 0) return t;
   // Row ids are bigints as text: a shorter one is smaller.
-  return a.row.length - b.row.length || (a.row < b.row ? -1 : a.row > b.row ? 1 : 0);
+  const x = a.row ?? '';
+  const y = b.row ?? '';
+  return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
 }
 
 /** Read at call time (a signal may abort while a claim awaits). */
