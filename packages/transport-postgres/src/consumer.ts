@@ -1,5 +1,5 @@
 import type { NackOptions } from '@celeriac/core';
-import type { PullAdapter } from '@celeriac/core/transport';
+import type { PreparedResultWrite, PullAdapter } from '@celeriac/core/transport';
 import type { PgMessage, PgQueue } from './queue.js';
 
 /**
@@ -14,11 +14,17 @@ import type { PgMessage, PgQueue } from './queue.js';
  * - `ack` deletes the row, `nack` requeues, delays or dead-letters it, `extend` moves its lease, all
  *   fenced by the claim's token (a holder whose lease was lost gets ERR_STALE_DELIVERY).
  * - `release` gives rows back at their old place; uncounted ones get their delivery count back.
+ * - `ackWithResult` stores a task's result (the result backend's `prepareSet`) and deletes its row in
+ *   one statement, when the result backend's `writeTarget` is this broker's `resultWriteTarget`.
  *
  * The prefetch bound, settle-once, lease renewal and give-back at close are the kit's.
  */
 export class PgAdapter implements PullAdapter<PgMessage> {
-  constructor(private readonly queue: PgQueue) {}
+  constructor(
+    private readonly queue: PgQueue,
+    /** Server, user and database: a result backend with the same `writeTarget` stores results with acks. */
+    readonly resultWriteTarget: string,
+  ) {}
 
   claim(max: number, signal: AbortSignal): Promise<readonly PgMessage[]> {
     return this.queue.claim(max, signal);
@@ -26,6 +32,10 @@ export class PgAdapter implements PullAdapter<PgMessage> {
 
   ack(m: PgMessage): Promise<void> {
     return this.queue.ack(m);
+  }
+
+  ackWithResult(m: PgMessage, write: PreparedResultWrite): Promise<void> {
+    return this.queue.ackWithResult(m, write);
   }
 
   nack(m: PgMessage, opts: NackOptions): Promise<void> {

@@ -22,6 +22,7 @@ import type { ClientConfig } from 'pg';
 import { PgBroadcast } from './broadcast.js';
 import { PgAdapter } from './consumer.js';
 import { Database, expiredRowsCleanup } from './database.js';
+import { writeTargetOf } from './result-backend.js';
 import { classifyError } from './errors.js';
 import { resolveBrokerOptions, urlOptions, type PostgresBrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { PgQueue, type PostgresPublishOptions } from './queue.js';
@@ -65,6 +66,11 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   readonly visibilityTimeoutMs: number;
   /** The options in force, defaults filled in. */
   readonly options: ResolvedBrokerOptions;
+  /**
+   * Server, user and database (`postgres://user@host:port/db`): with a PostgreSQL result backend whose
+   * `writeTarget` is the same, a task's result and its ack are one statement.
+   */
+  readonly resultWriteTarget: string;
   /** Broadcast over NOTIFY (large bodies through the `broadcast` table). */
   readonly broadcast: PgBroadcast;
   private readonly db: Database;
@@ -89,8 +95,10 @@ export class PostgresBroker implements Broker, BrokerEventSource {
       maxMessageBytes: this.options.maxMessageBytes,
       transactionalPublish: true,
     };
+    const where = new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    this.resultWriteTarget = writeTargetOf(where);
     this.db = new Database({
-      url: new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
+      url: where,
       schema: this.options.prefix,
       migrate: this.options.migrate,
       poolSize: this.options.poolSize,
@@ -204,7 +212,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
    * `connect()` resolved.
    */
   consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
-    return this.kit.consume(queue, new PgAdapter(this.queue(queue)), opts);
+    return this.kit.consume(queue, new PgAdapter(this.queue(queue), this.resultWriteTarget), opts);
   }
 
   /** Delete every ready and delayed message of `queue` (leased ones stay); returns how many. */

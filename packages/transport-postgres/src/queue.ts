@@ -7,12 +7,13 @@ import {
   type PublishOptions,
   type QueueStats,
 } from '@celeriac/core';
-import { Coalescer } from '@celeriac/core/transport';
+import { Coalescer, type PreparedResultWrite } from '@celeriac/core/transport';
 import type { Database, SqlClient } from './database.js';
 import { classifyError, rejectClassified, staleDelivery } from './errors.js';
 import type { ListenHandle, Listener } from './listener.js';
 import { queueStatements, type QueueStatements } from './queue-sql.js';
-import { channelName, ChannelKind } from './sql.js';
+import { foldWrites, RESULT_WRITE_KIND, resultAndAckStatement, resultWriteParams, type ResultWrite } from './results-sql.js';
+import { channelName, ChannelKind, quoteIdent } from './sql.js';
 
 /** `PublishOptions` plus the transaction to publish in. */
 export interface PostgresPublishOptions extends PublishOptions {
@@ -75,6 +76,11 @@ interface SettleItem {
   reason: string;
 }
 
+interface AckWrite extends ResultWrite {
+  msg: PgMessage;
+  channel: string;
+}
+
 interface ClaimRow {
   /** null in the one row of a claim that got nothing (it carries wait_ms). */
   row: string | null;
@@ -120,6 +126,8 @@ export class PgQueue {
   private readonly acker: Coalescer<PgMessage, boolean>;
   private readonly extender: Coalescer<PgMessage, boolean>;
   private readonly settler: Coalescer<SettleItem, boolean>;
+  /** Acks with a result write, by the result schema (usually one). */
+  private readonly resultAckers = new Map<string, Coalescer<AckWrite, boolean>>();
   private wakeups: Wakeups | undefined;
   /**
    * Set by a claim that came back empty after waiting: until `until` (local time, when the next
@@ -302,6 +310,33 @@ export class PgQueue {
   }
 
   /**
+   * Store a result (a `postgres-set-result` write prepared by this package's result backend on the
+   * same database) and delete the message, in one statement with the other such acks of the tick. The
+   * result is stored even when the lease was lost (the call then rejects with ERR_STALE_DELIVERY), as
+   * a separate `set` and `ack` would. Throws synchronously for a write of another kind.
+   */
+  ackWithResult(msg: PgMessage, write: PreparedResultWrite): Promise<void> {
+    const [schema, taskId] = write.keys;
+    const [state, json, ttl, , channel] = write.args;
+    if (write.kind !== RESULT_WRITE_KIND || schema === undefined || taskId === undefined || typeof channel !== 'string') {
+      throw new CeleriacError(ErrorCode.UNSUPPORTED, `the PostgreSQL broker cannot run a "${write.kind}" result write`);
+    }
+    let acker = this.resultAckers.get(schema);
+    if (acker === undefined) {
+      const sql = resultAndAckStatement(quoteIdent(schema), this.db.s);
+      acker = new Coalescer(async (items: AckWrite[]) => {
+        const params = resultWriteParams(foldWrites(items), items[0]!.channel);
+        const rows = await this.db.query<{ row: string | null }>(sql, [...params, items.map((it) => it.msg.row), items.map((it) => it.msg.token)]);
+        const done = new Set(rows.map((r) => r.row));
+        return items.map((it) => done.has(it.msg.row));
+      }, MAX_BATCH);
+      this.resultAckers.set(schema, acker);
+    }
+    const item: AckWrite = { msg, taskId, state: String(state), json: String(json), ttlMs: Number(ttl) < 0 ? null : Number(ttl), channel };
+    return acker.add(item).then(settledOrStale, rejectClassified);
+  }
+
+  /**
    * Requeue now (at its old place), requeue after `delayMs`, or dead-letter with `reason`
    * (`requeue: false`). Rejects with ERR_STALE_DELIVERY when its lease was lost.
    */
@@ -396,7 +431,13 @@ export class PgQueue {
 
   /** Every coalesced call made so far has settled. */
   async drain(): Promise<void> {
-    await Promise.all([this.publisher.drain(), this.acker.drain(), this.extender.drain(), this.settler.drain()]);
+    await Promise.all([
+      this.publisher.drain(),
+      this.acker.drain(),
+      this.extender.drain(),
+      this.settler.drain(),
+      ...[...this.resultAckers.values()].map((c) => c.drain()),
+    ]);
   }
 
   /** Stop listening and wake every waiting claim (they resolve with what they got, or []). */

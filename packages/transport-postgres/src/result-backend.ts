@@ -2,6 +2,7 @@ import {
   CeleriacError,
   ErrorCode,
   READY_STATES,
+  serverTarget,
   silentLogger,
   type FactoryContext,
   type Logger,
@@ -13,7 +14,7 @@ import {
   type UrlOptions,
   type WaitOptions,
 } from '@celeriac/core';
-import { Coalescer } from '@celeriac/core/transport';
+import { Coalescer, type PreparedResultWrite } from '@celeriac/core/transport';
 import type { ClientConfig } from 'pg';
 import { Database } from './database.js';
 import { classifyError, rejectClassified } from './errors.js';
@@ -24,7 +25,7 @@ import {
   type PostgresResultBackendOptions,
   type ResolvedResultBackendOptions,
 } from './options.js';
-import { resultStatements, type ResultStatements } from './results-sql.js';
+import { foldWrites, RESULT_WRITE_KIND, resultStatements, resultWriteParams, type ResultStatements, type ResultWrite } from './results-sql.js';
 import { channelName, ChannelKind, taskDigest } from './sql.js';
 
 /** Constructor options of {@link PostgresResultBackend}. */
@@ -37,12 +38,7 @@ export interface PostgresResultBackendConfig extends PostgresResultBackendOption
   logger?: Logger;
 }
 
-interface SetItem {
-  taskId: string;
-  state: string;
-  json: string;
-  ttlMs: number | null;
-}
+type SetItem = ResultWrite;
 
 interface RegisterItem {
   taskId: string;
@@ -80,6 +76,11 @@ export class PostgresResultBackend implements ResultBackend {
   readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true, schedules: true };
   /** The options in force, defaults filled in. */
   readonly options: ResolvedResultBackendOptions;
+  /**
+   * Server, user and database (`postgres://user@host:port/db`): a PostgreSQL broker with the same
+   * `resultWriteTarget` stores a task's result and deletes its message in one statement (`prepareSet`).
+   */
+  readonly writeTarget: string;
   private readonly db: Database;
   private readonly sql: ResultStatements;
   private readonly channel: string;
@@ -98,8 +99,10 @@ export class PostgresResultBackend implements ResultBackend {
     const { url, pg, logger, ...opts } = config;
     this.options = resolveResultBackendOptions(opts);
     const log = logger ?? silentLogger;
+    const where = new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    this.writeTarget = writeTargetOf(where);
     this.db = new Database({
-      url: new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
+      url: where,
       schema: this.options.prefix,
       migrate: this.options.migrate,
       poolSize: this.options.poolSize,
@@ -161,23 +164,22 @@ export class PostgresResultBackend implements ResultBackend {
   }
 
   private async writeBatch(items: SetItem[]): Promise<void[]> {
-    // ON CONFLICT cannot touch one row twice in a statement: fold the writes of one id as applying
-    // them in order would (the first SUCCESS stays, else the last write wins).
-    const byId = new Map<string, SetItem>();
-    for (const it of items) {
-      const prev = byId.get(it.taskId);
-      if (prev === undefined || prev.state !== 'SUCCESS') byId.set(it.taskId, it);
-    }
-    const rows = [...byId.values()];
-    await this.db.query(this.sql.set, [
-      rows.map((r) => r.taskId),
-      rows.map((r) => r.state),
-      rows.map((r) => r.json),
-      rows.map((r) => r.ttlMs),
-      rows.map((r) => taskDigest(r.taskId)),
-      this.channel,
-    ]);
+    await this.db.query(this.sql.set, resultWriteParams(foldWrites(items), this.channel));
     return new Array<void>(items.length);
+  }
+
+  /**
+   * `set` as a write a PostgreSQL broker on the same server and database runs together with its ack,
+   * in one statement (kind `postgres-set-result`; a stored SUCCESS is kept and waiters are notified,
+   * exactly as `set`). The schema must exist (the backend connected once).
+   */
+  prepareSet(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): PreparedResultWrite {
+    checkId(taskId);
+    return {
+      kind: RESULT_WRITE_KIND,
+      keys: [this.db.schema, taskId],
+      args: [meta.state, encodeMeta(meta), ttlArg(opts.ttlMs) ?? -1, taskDigest(taskId), this.channel],
+    };
   }
 
   private async registerBatch(items: RegisterItem[]): Promise<(ResultMeta | undefined)[]> {
@@ -504,6 +506,11 @@ export function ttlArg(ttlMs: number): number | null {
 function leaseTtl(ttlMs: number): number {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`);
   return Math.ceil(ttlMs);
+}
+
+/** Where a result write lands: `postgres://user@host:port/database` (the scheme spelled one way). */
+export function writeTargetOf(url: URL): string {
+  return serverTarget('postgres', url, { port: 5432, path: `/${url.username}` });
 }
 
 /** The factory core's URL table calls for `postgres://` and `postgresql://` result backend URLs. */

@@ -1,7 +1,7 @@
-import { newId, type Headers, type OutgoingMessage } from '@celeriac/core';
+import { newId, TaskState, type Headers, type OutgoingMessage } from '@celeriac/core';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PostgresBroker, quoteIdent, type PgMessage, type PgQueue } from '../src/index.js';
+import { PostgresBroker, PostgresResultBackend, quoteIdent, type PgMessage, type PgQueue } from '../src/index.js';
 import { adminClient, code, dropSchema, postgresUrl, requireServer, sleep, uniqueSchema } from './helpers.js';
 
 const ok = await requireServer('postgres');
@@ -355,6 +355,38 @@ describe.skipIf(!ok)('the queue model (PgQueue) against PostgreSQL', () => {
     await q.publish(msg('after the outage'));
     expect((await q.stats()).ready).toBe(1);
     await q.purge();
+  });
+
+  it('ackWithResult stores the result and deletes the message in one statement; after a lost lease it stores it and rejects', async () => {
+    const b = await broker({ visibilityTimeoutMs: 200 });
+    const results = new PostgresResultBackend({ url: postgresUrl(), prefix: schema, poolSize: 1 });
+    try {
+      await results.connect();
+      expect(results.writeTarget).toBe(b.resultWriteTarget);
+      const q = b.queue(`q${++n}`);
+      await q.publishBatch([msg('kept'), msg('late')]);
+      const [kept, late] = await q.tryClaim(2);
+      const waiting = results.wait('task-kept', { timeoutMs: 5_000 });
+      await sleep(100); // the wait is registered (its NOTIFY comes with the write)
+      const spy = vi.spyOn(b.database, 'query');
+      await q.ackWithResult(kept!, results.prepareSet('task-kept', { state: TaskState.SUCCESS, result: 1 }, { ttlMs: 60_000 }));
+      expect(spy).toHaveBeenCalledTimes(1);
+      spy.mockRestore();
+      expect(await waiting).toMatchObject({ state: 'SUCCESS', result: 1 });
+      await sleep(300); // the lease of 'late' expires
+      const [again] = await q.tryClaim(1);
+      expect(again!.deliveries).toBe(2);
+      const write = results.prepareSet('task-late', { state: TaskState.SUCCESS, result: 2 }, { ttlMs: Infinity });
+      expect(await code(q.ackWithResult(late!, write))).toBe('ERR_STALE_DELIVERY');
+      expect(await results.get('task-late')).toMatchObject({ state: 'SUCCESS', result: 2 });
+      await q.ack(again!);
+      expect(await q.stats()).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 });
+      expect(() => q.ackWithResult(again!, { kind: 'redis-set-result', keys: ['k'], args: [] })).toThrow(
+        expect.objectContaining({ code: 'ERR_UNSUPPORTED' }) as Error,
+      );
+    } finally {
+      await results.close();
+    }
   });
 
   it('refuses bad arguments at the call site', async () => {
