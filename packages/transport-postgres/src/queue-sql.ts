@@ -6,8 +6,10 @@ import { quoteLiteral } from './sql.js';
  * is delivered exactly when its changes commit. Headers list the parameters and the result rows.
  */
 export interface QueueStatements {
-  /** Store messages (one JSON parameter) and NOTIFY claimers. */
+  /** Store messages (one JSON parameter) and NOTIFY claimers: the form for a caller's transaction. */
   readonly publish: string;
+  /** Store messages (parameter arrays) and NOTIFY claimers: the form on the broker's own pool. */
+  readonly publishRows: string;
   /** Lease up to $2 claimable messages of queue $1. */
   readonly claim: string;
   /** Ms until the next message of queue $1 becomes claimable. */
@@ -62,6 +64,29 @@ export function queueStatements(s: string): QueueStatements {
 SELECT n.stored, CASE WHEN n.stored > 0
   THEN pg_notify(a.c, greatest(0, ceil(extract(epoch FROM n.due - now()) * 1000))::bigint::text) END AS notified
 FROM n, a`,
+
+    /*
+      publishRows: publish, with the messages as parameter arrays — what the broker's own connections
+      send (the server takes arrays apart at about 1.6× the rate of the JSON document; `publish` stays
+      for callers' transactions, whose adapters may rewrite arrays).
+
+      $1 queue, $2 its NOTIFY channel, $3 message ids text[], $4 priorities smallint[], $5 delays ms
+      float8[], $6 headers json[] (each a JSON text), $7 bodies bytea[]
+      Rows: one, {stored, notified}, as `publish`.
+    */
+    publishRows: `WITH ins AS (
+  INSERT INTO ${s}.message (queue, message_id, priority, run_at, visible_at, headers, body)
+  SELECT $1, u.i, u.p, t.at, t.at, u.h, u.b
+  FROM unnest($3::text[], $4::smallint[], $5::float8[], $6::json[], $7::bytea[]) AS u(i, p, d, h, b),
+       LATERAL (SELECT now() + u.d * interval '1 millisecond' AS at) t
+  ON CONFLICT (queue, message_id) DO NOTHING
+  RETURNING run_at
+), n AS (
+  SELECT count(*)::int AS stored, min(run_at) AS due FROM ins
+)
+SELECT n.stored, CASE WHEN n.stored > 0
+  THEN pg_notify($2, greatest(0, ceil(extract(epoch FROM n.due - now()) * 1000))::bigint::text) END AS notified
+FROM n`,
 
     /*
       claim: lease up to $2 claimable messages of queue $1: priority 9 first, then by the time they
