@@ -26,6 +26,7 @@ import { writeTargetOf } from './result-backend.js';
 import { classifyError } from './errors.js';
 import { resolveBrokerOptions, urlOptions, type PostgresBrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { PgQueue, type PostgresPublishOptions } from './queue.js';
+import { HotTableVacuum } from './vacuum.js';
 
 /** Constructor options of {@link PostgresBroker}: where to connect, plus the broker options. */
 export interface PostgresBrokerConfig extends PostgresBrokerOptions {
@@ -78,6 +79,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   private readonly queues = new Map<string, PgQueue>();
   /** Consumption: the prefetch bound, settle-once, held deliveries, lease renewal, give-back at close. */
   private readonly kit: ConsumerKit;
+  private readonly vacuum: HotTableVacuum;
   private readonly listeners = new Set<(e: BrokerEvent) => void>();
   private closing: Promise<void> | undefined;
 
@@ -114,6 +116,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
       },
     });
     this.broadcast = new PgBroadcast(this.db, this.options.maxMessageBytes, this.logger);
+    this.vacuum = new HotTableVacuum(this.db, `${this.db.s}.message`, this.options.vacuumEveryRows, 2_000, this.logger);
     this.kit = new ConsumerKit({
       visibilityTimeoutMs: this.visibilityTimeoutMs,
       classify: classifyError,
@@ -169,7 +172,13 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     this.db.check();
     let q = this.queues.get(name);
     if (q === undefined) {
-      q = new PgQueue({ db: this.db, name, visibilityTimeoutMs: this.visibilityTimeoutMs, pollIntervalMs: this.options.pollIntervalMs });
+      q = new PgQueue({
+        db: this.db,
+        name,
+        visibilityTimeoutMs: this.visibilityTimeoutMs,
+        pollIntervalMs: this.options.pollIntervalMs,
+        churned: (rows) => this.vacuum.churned(rows),
+      });
       this.queues.set(name, q);
     }
     return q;
@@ -256,6 +265,7 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     const queues = [...this.queues.values()];
     for (const q of queues) q.close();
     await Promise.all(queues.map((q) => q.drain()));
+    await this.vacuum.drain();
     await this.db.close();
   }
 }

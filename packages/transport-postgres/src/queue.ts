@@ -59,6 +59,8 @@ export interface PgQueueConfig {
   readonly visibilityTimeoutMs: number;
   /** The longest a claim waits for a notification before it looks at the table again. */
   readonly pollIntervalMs: number;
+  /** Called with the number of message rows a statement updated or deleted (each leaves a dead row version). */
+  readonly churned?: (rows: number) => void;
 }
 
 interface PublishItem {
@@ -126,6 +128,7 @@ export class PgQueue {
   private readonly sql: QueueStatements;
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
+  private readonly churned: (rows: number) => void;
   private readonly publisher: Coalescer<PublishItem, void>;
   private readonly acker: Coalescer<PgMessage, boolean>;
   private readonly extender: Coalescer<PgMessage, boolean>;
@@ -145,6 +148,7 @@ export class PgQueue {
     this.name = config.name;
     this.leaseMs = config.visibilityTimeoutMs;
     this.pollIntervalMs = config.pollIntervalMs;
+    this.churned = config.churned ?? (() => undefined);
     this.channel = channelName(this.db.schema, ChannelKind.QUEUE, config.name);
     this.sql = queueStatements(this.db.s);
     this.publisher = new Coalescer(async (items) => {
@@ -162,6 +166,7 @@ export class PgQueue {
         items.map((it) => it.reason),
         this.channel,
       ]);
+      this.churned(rows.length);
       const done = new Set(rows.map((r) => r.row));
       return items.map((it) => done.has(it.msg.row));
     }, MAX_BATCH);
@@ -180,6 +185,7 @@ export class PgQueue {
   /** Run a fenced statement over (row, token) arrays; true per message whose token still matched. */
   private async fenced(sql: string, msgs: readonly PgMessage[], extra: unknown[]): Promise<boolean[]> {
     const rows = await this.db.query<{ row: string }>(sql, [msgs.map((m) => m.row), msgs.map((m) => m.token), ...extra]);
+    this.churned(rows.length);
     const done = new Set(rows.map((r) => r.row));
     return msgs.map((m) => done.has(m.row));
   }
@@ -287,6 +293,7 @@ export class PgQueue {
     const rows = await this.db.query<ClaimRow>(this.sql.claim, [this.name, Math.min(max, MAX_BATCH), this.leaseMs]);
     const first = rows[0];
     if (first === undefined || first.row === null) return { msgs: [], nextMs: first?.wait_ms ?? null };
+    this.churned(rows.length);
     if (rows.length > 1) rows.sort(claimOrder);
     const msgs = rows.map((r) => ({
       id: r.message_id,
@@ -340,6 +347,7 @@ export class PgQueue {
       acker = new Coalescer(async (items: AckWrite[]) => {
         const params = resultWriteParams(foldWrites(items), items[0]!.channel);
         const rows = await this.db.query<{ row: string | null }>(sql, [...params, items.map((it) => it.msg.row), items.map((it) => it.msg.token)]);
+        this.churned(rows.length);
         const done = new Set(rows.map((r) => r.row));
         return items.map((it) => done.has(it.msg.row));
       }, MAX_BATCH);
@@ -386,6 +394,7 @@ export class PgQueue {
     for (;;) {
       const rows = await this.db.query<{ n: number }>(this.sql.purge, [this.name, SWEEP_BATCH]);
       const n = rows[0]?.n ?? 0;
+      this.churned(n);
       total += n;
       if (n < SWEEP_BATCH) return total;
     }

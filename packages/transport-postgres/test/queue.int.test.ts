@@ -389,6 +389,25 @@ describe.skipIf(!ok)('the queue model (PgQueue) against PostgreSQL', () => {
     }
   });
 
+  it('vacuums its message table once enough row versions died, whatever autovacuum does', async () => {
+    const b = new PostgresBroker({ url: postgresUrl(), prefix: schema, poolSize: 2, vacuumEveryRows: 1_000 });
+    brokers.push(b);
+    await b.connect();
+    const vacuums = async () =>
+      Number((await admin.query("SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'message'", [schema])).rows[0]?.n ?? 0);
+    const before = await vacuums();
+    const q = b.queue(`q${++n}`);
+    await q.publishBatch(Array.from({ length: 600 }, (_, i) => msg(`v${i}`)));
+    for (let got = await q.tryClaim(100); got.length > 0; got = await q.tryClaim(100)) await Promise.all(got.map((m) => q.ack(m)));
+    // 600 claims and 600 deletes: 1,200 dead row versions, over the threshold of 1,000.
+    let after = before;
+    for (let i = 0; i < 100 && after === before; i++) {
+      await sleep(100);
+      after = await vacuums();
+    }
+    expect(after).toBeGreaterThan(before);
+  });
+
   it('refuses bad arguments at the call site', async () => {
     const q = fresh();
     await expect(q.publish(msg('x'), { priority: 10 })).rejects.toThrow(RangeError);
