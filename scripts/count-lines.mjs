@@ -2,8 +2,9 @@
 // Lines of code per workspace package, counted the same way every time: a copy of each package's
 // sources (src/ and lua/; tests separately) is formatted with prettier --print-width 120, then lines
 // that are blank or only comment are left out. Lua files are counted as written (prettier has no Lua).
-// Usage: node scripts/count-lines.mjs [--json] [--prettier PATH]   (PATH: a prettier binary; default:
-// `npx --yes prettier@3`, fetched once into npm's cache)
+// Usage: node scripts/count-lines.mjs [--json] [--per-file] [--prettier PATH]   (PATH: a prettier
+// binary; default: `npx --yes prettier@3`, fetched once into npm's cache). `--per-file` also lists each
+// source file's lines (e.g. a transport's adapter and its SQL, counted the same way).
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
 const json = args.includes('--json');
+const perFile = args.includes('--per-file');
+const perFileRows = [];
 const at = args.indexOf('--prettier');
 const prettier = at >= 0 ? [args[at + 1]] : ['npx', '--yes', 'prettier@3'];
 
@@ -67,7 +70,11 @@ try {
       const copy = join(scratch, ws.replace(/\//g, '_'), sub);
       for (const f of files) cpSync(f, join(copy, relative(join(dir, sub), f)));
       execFileSync(prettier[0], [...prettier.slice(1), '--print-width', '120', '--write', '--log-level', 'silent', copy], { stdio: 'inherit' });
-      for (const f of walk(copy)) row[kind] += codeLines(readFileSync(f, 'utf8'), false);
+      for (const f of walk(copy)) {
+        const n = codeLines(readFileSync(f, 'utf8'), false);
+        row[kind] += n;
+        if (kind === 'src') perFileRows.push({ file: join(ws, sub, relative(copy, f)), lines: n });
+      }
     }
     for (const f of walk(join(dir, 'lua'))) if (f.endsWith('.lua') && statSync(f).isFile()) row.lua += codeLines(readFileSync(f, 'utf8'), true);
     rows.push(row);
@@ -82,4 +89,8 @@ if (json) {
   const line = (r) => `${r.package.padEnd(28)} ${String(r.src).padStart(6)} ${String(r.lua).padStart(5)} ${String(r.test).padStart(6)}`;
   process.stdout.write(`${'package'.padEnd(28)} ${'src'.padStart(6)} ${'lua'.padStart(5)} ${'test'.padStart(6)}\n`);
   for (const r of [...rows, total]) process.stdout.write(`${line(r)}\n`);
+}
+if (perFile && !json) {
+  process.stdout.write('\nfile (src)\n');
+  for (const f of perFileRows) process.stdout.write(`${f.file.padEnd(60)} ${String(f.lines).padStart(6)}\n`);
 }

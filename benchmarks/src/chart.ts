@@ -13,6 +13,8 @@ const TITLE_H = 22;
 const COLORS: Readonly<Record<BenchRecord['system'], readonly [string, string]>> = {
   celeriac: ['#2e7d32', '#a5d6a7'],
   bullmq: ['#c62828', '#ef9a9a'],
+  'pg-boss': ['#6a1b9a', '#ce93d8'],
+  'graphile-worker': ['#ef6c00', '#ffcc80'],
   raw: ['#546e7a', '#b0bec5'],
 };
 
@@ -76,7 +78,7 @@ export function renderChart(report: BenchReport): string {
   for (const [system, [dark, light]] of Object.entries(COLORS)) {
     out.push(`<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${dark}"/>`);
     out.push(`<rect x="${lx + 14}" y="${y - 10}" width="12" height="12" fill="${light}"/>`);
-    text(lx + 32, y, system === 'raw' ? 'raw client floor' : system === 'bullmq' ? 'BullMQ' : 'celeriac');
+    text(lx + 32, y, system === 'raw' ? 'raw client floor' : system === 'bullmq' ? 'BullMQ' : system === 'celeriac' ? 'celeriac' : system);
     lx += 150;
   }
   text(lx + 10, y, 'dark bar: first metric · light bar: second metric', 'fill="#555"');

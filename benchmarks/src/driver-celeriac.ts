@@ -46,8 +46,8 @@ async function redisResultBackendLoads(): Promise<boolean> {
  * multiplier 4). Producer and worker share one app: on the memory broker they must (one in-process
  * broker per app), and on a server it keeps the latency clock in one process.
  *
- * Results: the memory broker uses the app's default (memory backend). Other brokers use the Redis
- * result backend when `@celeriac/result-redis` loads and Redis answers, otherwise an in-process
+ * Results: the memory broker uses the app's default (memory backend), the PostgreSQL broker the
+ * PostgreSQL result backend (same database and schema). Other brokers use the Redis result backend when `@celeriac/result-redis` loads and Redis answers, otherwise an in-process
  * memory backend; the row's options say which.
  */
 export async function createCeleriacDriver(spec: RowSpec): Promise<Driver> {
@@ -67,6 +67,10 @@ export async function createCeleriacDriver(spec: RowSpec): Promise<Driver> {
     options['results'] = 'none';
   } else if (spec.transport === 'memory') {
     options['results'] = 'memory';
+  } else if (spec.transport === 'postgres' && spec.url !== undefined) {
+    // PostgreSQL alone: results in the broker's database and schema.
+    resultBackend = withPrefix(spec.url, spec.prefix);
+    options['results'] = 'postgres';
   } else if (spec.redisUrl !== undefined && (await redisResultBackendLoads())) {
     resultBackend = withPrefix(spec.redisUrl, spec.prefix);
     options['results'] = 'redis';

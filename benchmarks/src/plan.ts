@@ -14,7 +14,8 @@ export interface BenchConfig {
   tracing?: readonly ('off' | 'sdk')[];
   /** celeriac rows with results stored, without ('none'), or both. @default ['stored'] */
   results?: readonly ('stored' | 'none')[];
-  peers: { bullmq: boolean; raw: boolean };
+  /** Baselines: BullMQ (Redis rows), pg-boss and graphile-worker (PostgreSQL rows), raw client floors (Redis, RabbitMQ, NATS). */
+  peers: { bullmq: boolean; raw: boolean; pgBoss?: boolean; graphileWorker?: boolean };
   /** Run celeriac's own rows. @default true */
   celeriac: boolean;
   ratePerSec: number;
@@ -98,7 +99,8 @@ function variants(cfg: BenchConfig): Variant[] {
 
 /**
  * The rows of a run, in order: per scenario variant, celeriac on each transport (once per serializer),
- * then BullMQ (on Redis) and the raw floor of each server. Raw floors have no retry row: a raw client
+ * then BullMQ (on Redis), pg-boss and graphile-worker (on PostgreSQL) and the raw floor of each other
+ * server. Raw floors have no retry row: a raw client
  * has no retry path to price. `servers` holds the URL of each server that answered.
  */
 export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, string>>): RowSpec[] {
@@ -119,7 +121,7 @@ export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, s
         serializer,
         prefix: newPrefix(),
         ...(url === undefined ? {} : { url }),
-        ...(system === 'celeriac' && transport !== 'memory' && redisUrl !== undefined ? { redisUrl } : {}),
+        ...(system === 'celeriac' && transport !== 'memory' && transport !== 'postgres' && redisUrl !== undefined ? { redisUrl } : {}),
         ratePerSec: cfg.ratePerSec,
         inFlight: cfg.inFlight,
         bulkSize: cfg.bulkSize,
@@ -142,7 +144,9 @@ export function planRows(cfg: BenchConfig, servers: Partial<Record<ServerKind, s
       }
       const first = cfg.serializers[0] ?? 'json';
       if (transport === 'redis' && cfg.peers.bullmq) rows.push(base('bullmq', first));
-      if (transport !== 'memory' && cfg.peers.raw && v.scenario !== 'retry') rows.push(base('raw', first));
+      if (transport === 'postgres' && cfg.peers.pgBoss === true) rows.push(base('pg-boss', first));
+      if (transport === 'postgres' && cfg.peers.graphileWorker === true) rows.push(base('graphile-worker', first));
+      if (transport !== 'memory' && transport !== 'postgres' && cfg.peers.raw && v.scenario !== 'retry') rows.push(base('raw', first));
     }
   }
   return rows;

@@ -1,8 +1,8 @@
-/** What is being measured: celeriac itself, a peer library, or a raw client floor. */
-export type System = 'celeriac' | 'bullmq' | 'raw';
+/** What is being measured: celeriac itself, a peer library (BullMQ on Redis; pg-boss and graphile-worker on PostgreSQL), or a raw client floor. */
+export type System = 'celeriac' | 'bullmq' | 'pg-boss' | 'graphile-worker' | 'raw';
 
 /** Where tasks travel. `memory` is celeriac's in-process broker. */
-export type Transport = 'memory' | 'redis' | 'amqp' | 'nats';
+export type Transport = 'memory' | 'redis' | 'amqp' | 'nats' | 'postgres';
 
 /** The servers a transport talks to (memory has none). */
 export type ServerKind = Exclude<Transport, 'memory'>;
@@ -10,7 +10,7 @@ export type ServerKind = Exclude<Transport, 'memory'>;
 export const SCENARIOS = ['throughput', 'latency', 'payload', 'retry'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
-export const TRANSPORTS = ['memory', 'redis', 'amqp', 'nats'] as const;
+export const TRANSPORTS = ['memory', 'redis', 'amqp', 'nats', 'postgres'] as const;
 
 /** How tasks are enqueued in a throughput-style row. */
 export type EnqueueMode = 'single' | 'bulk';

@@ -9,7 +9,7 @@ import { celeriacBrokerUrl } from './driver-celeriac.js';
 import { planRows, roundOrder, type BenchConfig } from './plan.js';
 import { SCENARIOS, TRANSPORTS, type BenchRecord, type BenchReport, type RowSpec, type Scenario, type ServerKind, type Transport } from './record.js';
 import { rowScriptPath, runRowProcess } from './row-process.js';
-import { isAnswering, machineInfo, redact, serverUrl, serverVersion } from './servers.js';
+import { isAnswering, machineInfo, redact, serverEnv, serverUrl, serverVersion } from './servers.js';
 import { sweep } from './sweep.js';
 import { LIVE_WIDTHS, formatLine, renderRatios, renderTable, rowCells, summarizeRounds, COLUMNS, scenarioLabel, systemLabel } from './table.js';
 
@@ -57,7 +57,7 @@ interface ParsedOptions {
   serializer: ('json' | 'msgpack')[];
   tracing: ('off' | 'sdk')[];
   results: ('stored' | 'none')[];
-  peers: ('bullmq' | 'raw' | 'none')[];
+  peers: ('bullmq' | 'raw' | 'pg-boss' | 'graphile-worker' | 'none')[];
   celeriac: boolean;
   rate: number;
   warmup: number;
@@ -73,7 +73,7 @@ function buildProgram(io: BenchIo): Command {
     .description(
       'Benchmark celeriac on the memory broker, Redis, RabbitMQ and NATS JetStream against BullMQ and the raw clients, each row in its own process.',
     )
-    .option('--transports <list>', 'comma-separated: memory,redis,amqp,nats (default: memory plus every server that answers)', listOf('transport', TRANSPORTS))
+    .option('--transports <list>', 'comma-separated: memory,redis,amqp,nats,postgres (default: memory plus every server that answers)', listOf('transport', TRANSPORTS))
     .addOption(
       new Option('--scenarios <list>', 'comma-separated: throughput,latency,payload,retry')
         .argParser(listOf('scenario', SCENARIOS))
@@ -98,11 +98,11 @@ function buildProgram(io: BenchIo): Command {
         .default(['json'], 'json'),
     )
     .addOption(
-      new Option('--peers <list>', 'baselines: bullmq,raw or none')
-        .argParser(listOf('peer', ['bullmq', 'raw', 'none'] as const))
-        .default(['bullmq', 'raw'], 'bullmq,raw'),
+      new Option('--peers <list>', 'baselines: bullmq,raw,pg-boss,graphile-worker or none')
+        .argParser(listOf('peer', ['bullmq', 'raw', 'pg-boss', 'graphile-worker', 'none'] as const))
+        .default(['bullmq', 'raw', 'pg-boss', 'graphile-worker'], 'bullmq,raw,pg-boss,graphile-worker'),
     )
-    .option('--no-celeriac', 'run only the peers (BullMQ and raw floors)')
+    .option('--no-celeriac', 'run only the peers (BullMQ, pg-boss, graphile-worker and raw floors)')
     .option('--rate <n>', 'latency scenario: tasks per second', intArg(1), 1000)
     .option(
       '--warmup <n>',
@@ -168,7 +168,12 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
     serializers: opts.serializer,
     tracing: opts.tracing,
     results: opts.results,
-    peers: { bullmq: opts.peers.includes('bullmq'), raw: opts.peers.includes('raw') },
+    peers: {
+      bullmq: opts.peers.includes('bullmq'),
+      raw: opts.peers.includes('raw'),
+      pgBoss: opts.peers.includes('pg-boss'),
+      graphileWorker: opts.peers.includes('graphile-worker'),
+    },
     celeriac: opts.celeriac,
     ratePerSec: opts.rate,
     amqpQueueType: opts.amqpQueueType,
@@ -182,7 +187,8 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
   // Which servers answer. Redis is also asked for when a celeriac row may store results there.
   const wanted: Transport[] = opts.transports ?? [...TRANSPORTS];
   const kinds = new Set<ServerKind>(wanted.filter((t): t is ServerKind => t !== 'memory'));
-  if (kinds.size > 0) kinds.add('redis');
+  // (PostgreSQL rows store results in PostgreSQL.)
+  if ([...kinds].some((k) => k !== 'postgres')) kinds.add('redis');
   const servers: Partial<Record<ServerKind, string>> = {};
   const versions: Partial<Record<ServerKind, string>> = {};
   await Promise.all(
@@ -193,7 +199,7 @@ async function run(opts: ParsedOptions, argv: string[], io: BenchIo): Promise<nu
         const v = await serverVersion(k, url);
         if (v !== undefined) versions[k] = v;
       } else if (wanted.includes(k)) {
-        err(`${k}: not answering at ${redact(url)}; its rows are skipped (set ${k === 'amqp' ? 'AMQP_URL' : k === 'redis' ? 'REDIS_URL' : 'NATS_URL'} or start the server)`);
+        err(`${k}: not answering at ${redact(url)}; its rows are skipped (set ${serverEnv(k)} or start the server)`);
       }
     }),
   );
@@ -332,7 +338,9 @@ async function sweepRow(spec: RowSpec, record: BenchRecord): Promise<string[]> {
     // Listing RabbitMQ queues costs a rabbitmqctl run; a raw row that finished deleted its own queue.
     if (!(spec.transport === 'amqp' && spec.system === 'raw' && record.status === 'ok')) targets.push([spec.transport, spec.url]);
   }
-  if (spec.system === 'celeriac' && spec.redisUrl !== undefined && spec.transport !== 'redis') targets.push(['redis', spec.redisUrl]);
+  if (spec.system === 'celeriac' && spec.redisUrl !== undefined && spec.transport !== 'redis' && spec.transport !== 'postgres') {
+    targets.push(['redis', spec.redisUrl]);
+  }
   for (const [kind, url] of targets) {
     const r = await sweep(kind, url, spec.prefix);
     if (r.note !== undefined) notes.push(r.note);

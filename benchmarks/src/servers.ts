@@ -3,6 +3,7 @@ import { cpus, platform, release, totalmem } from 'node:os';
 import { connect as amqpConnect } from 'amqplib';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { natsConnectOptions } from './driver-raw-nats.js';
 import type { MachineInfo, ServerKind } from './record.js';
 
@@ -12,9 +13,15 @@ const DEFAULTS: Readonly<Record<ServerKind, { env: string; url: string; port: nu
   redis: { env: 'REDIS_URL', url: 'redis://127.0.0.1:6379', port: 6379 },
   amqp: { env: 'AMQP_URL', url: 'amqp://guest:guest@127.0.0.1:5672', port: 5672 },
   nats: { env: 'NATS_URL', url: 'nats://127.0.0.1:4222', port: 4222 },
+  postgres: { env: 'POSTGRES_URL', url: 'postgres://postgres@127.0.0.1:5432/test', port: 5432 },
 };
 
-/** The server's URL: its environment variable (`REDIS_URL`, `AMQP_URL`, `NATS_URL`) or the loopback default. */
+/** The environment variable that names a server's URL. */
+export function serverEnv(kind: ServerKind): string {
+  return DEFAULTS[kind].env;
+}
+
+/** The server's URL: its environment variable (`REDIS_URL`, `AMQP_URL`, `NATS_URL`, `POSTGRES_URL`) or the loopback default. */
 export function serverUrl(kind: ServerKind, env: NodeJS.ProcessEnv = process.env): string {
   const d = DEFAULTS[kind];
   const v = env[d.env];
@@ -75,6 +82,17 @@ export async function serverVersion(kind: ServerKind, url: string): Promise<stri
           return v === undefined ? undefined : `nats-server ${v}${nc.info?.jetstream === true ? ' (JetStream)' : ''}`;
         } finally {
           await nc.close().catch(() => undefined);
+        }
+      }
+      case 'postgres': {
+        const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+        c.on('error', () => undefined);
+        await c.connect();
+        try {
+          const { rows } = await c.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+          return `PostgreSQL ${rows[0]?.v ?? '?'}`;
+        } finally {
+          await c.end().catch(() => undefined);
         }
       }
     }

@@ -3,6 +3,7 @@ import { connect as amqpConnect } from 'amqplib';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { natsConnectOptions } from './driver-raw-nats.js';
 import type { ServerKind } from './record.js';
 
@@ -28,6 +29,8 @@ export async function sweep(kind: ServerKind, url: string, prefix: string): Prom
         return await sweepNats(url, prefix);
       case 'amqp':
         return await sweepAmqp(url, prefix);
+      case 'postgres':
+        return await sweepPostgres(url, prefix);
     }
   } catch (err) {
     return { removed: 0, note: `could not sweep ${kind}: ${err instanceof Error ? err.message : String(err)}` };
@@ -69,6 +72,24 @@ async function sweepNats(url: string, prefix: string): Promise<SweepResult> {
     }
   } finally {
     await nc.close().catch(() => undefined);
+  }
+  return { removed };
+}
+
+/** Every schema whose name contains the prefix (celeriac's, pg-boss's and graphile-worker's of the row). */
+async function sweepPostgres(url: string, prefix: string): Promise<SweepResult> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  c.on('error', () => undefined);
+  await c.connect();
+  let removed = 0;
+  try {
+    const { rows } = await c.query<{ name: string }>("SELECT nspname AS name FROM pg_namespace WHERE strpos(nspname, $1) > 0", [prefix]);
+    for (const { name } of rows) {
+      await c.query(`DROP SCHEMA IF EXISTS "${name.replace(/"/g, '""')}" CASCADE`);
+      removed++;
+    }
+  } finally {
+    await c.end().catch(() => undefined);
   }
   return { removed };
 }

@@ -4,6 +4,7 @@ import { formatBytes, formatMs, formatRate, formatRatioValue, median, ratio } fr
 /** `celeriac redis (msgpack)`, `BullMQ`, `raw amqp`. */
 export function systemLabel(r: Pick<BenchRecord, 'system' | 'transport' | 'options'>): string {
   if (r.system === 'bullmq') return 'BullMQ redis';
+  if (r.system === 'pg-boss' || r.system === 'graphile-worker') return `${r.system} postgres`;
   if (r.system === 'raw') return `raw ${r.transport}`;
   const s = r.options['serializer'];
   const traced = (typeof r.options['tracing'] === 'string' ? ', traced' : '') + (r.options['results'] === 'none' ? ', no results' : '');
@@ -94,7 +95,15 @@ function ratioEntries(records: readonly BenchRecord[]): RatioEntry[] {
     const label = `${systemLabel(c)} · ${scenarioLabel(c)}`;
     const bull = records.find((r) => r.system === 'bullmq' && sameShape(r, c));
     const raw = records.find((r) => r.system === 'raw' && r.transport === c.transport && sameShape(r, c));
-    for (const [peer, p] of [['BullMQ', bull], [`raw ${c.transport}`, raw]] as const) {
+    // PostgreSQL rows against the PostgreSQL queues; the others against BullMQ (Redis) and their raw floor.
+    const peers: [string, BenchRecord | undefined][] =
+      c.transport === 'postgres'
+        ? (['pg-boss', 'graphile-worker'] as const).map((sys) => [sys, records.find((r) => r.system === sys && sameShape(r, c))])
+        : [
+            ['BullMQ', bull],
+            [`raw ${c.transport}`, raw],
+          ];
+    for (const [peer, p] of peers) {
       if (p === undefined) continue;
       const latency = c.scenario === 'latency';
       out.push(

@@ -6,6 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { connect as amqpConnect } from 'amqplib';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverUrl } from '../src/servers.js';
 import { requireServer } from './require-server.js';
@@ -17,6 +18,7 @@ import { natsConnectOptions } from '../src/driver-raw-nats.js';
 const redisOk = await requireServer('redis');
 const amqpOk = await requireServer('amqp');
 const natsOk = await requireServer('nats');
+const postgresOk = await requireServer('postgres');
 
 beforeAll(buildBenchOnce, 150_000);
 
@@ -127,6 +129,38 @@ describe.skipIf(!natsOk)('bench baselines on NATS JetStream', () => {
     expect(latency.maxMs!).toBeGreaterThanOrEqual(latency.p99Ms!);
     expect(await natsStreams(report.rows.map((r) => r.namespace))).toEqual([]);
   }, 90_000);
+});
+
+describe.skipIf(!postgresOk)('bench rows on PostgreSQL', () => {
+  it('runs celeriac (results in PostgreSQL), pg-boss and graphile-worker with their settings printed, ratios against both, and drops their schemas', async () => {
+    const { code, report, out } = await bench(['--transports', 'postgres', '--tasks', '200', '--concurrency', '20', '--warmup', '0']);
+    expect(code).toBe(0);
+    expect(report.rows.map((r) => `${r.system}/${r.mode}`)).toEqual([
+      'celeriac/single',
+      'pg-boss/single',
+      'graphile-worker/single',
+      'celeriac/bulk',
+      'pg-boss/bulk',
+      'graphile-worker/bulk',
+    ]);
+    report.rows.forEach(expectMeasured);
+    expect(report.rows[0]!.options).toMatchObject({ results: 'postgres' });
+    expect(report.rows[1]!.options).toMatchObject({ pollingIntervalSeconds: 0.5, batchSize: 20 });
+    expect(report.rows[2]!.options).toMatchObject({ concurrentJobs: 20, maxPoolSize: 22, 'localQueue.size': 500, completeJobBatchDelay: 0 });
+    expect(report.servers.postgres).toMatch(/^PostgreSQL \d/);
+    expect(out).toMatch(/celeriac postgres \(json\) · throughput: process\/s [\d.]+×, enqueue\/s [\d.]+× pg-boss; process\/s [\d.]+×, enqueue\/s [\d.]+× graphile-worker/);
+    const c = new pg.Client(serverUrl('postgres'));
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = ANY($1::text[]) OR nspname = ANY($2::text[])',
+        [report.rows.map((r) => r.namespace), report.rows.map((r) => `${r.namespace}w`)],
+      );
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      await c.end();
+    }
+  }, 120_000);
 });
 
 describe.skipIf(!redisOk && !amqpOk && !natsOk)('celeriac rows on the servers', () => {

@@ -3,16 +3,18 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import pg from 'pg';
 import { chain, chord, createApp, currentTask, group, GroupResult, type App, type Beat } from '@celeriac/core';
 import { requireServer, serverUrl } from '@celeriac/test-servers';
 
 /**
  * Issue 8's workflows on real brokers (the memory broker runs the same in core's unit tests):
- * Redis with the Redis result backend, and NATS JetStream with its KV result backend.
+ * Redis with the Redis result backend, NATS JetStream with its KV result backend, and PostgreSQL as
+ * both broker and result backend (one schema).
  */
 interface Config {
   name: string;
-  kind: 'redis' | 'nats';
+  kind: 'redis' | 'nats' | 'postgres';
   broker(prefix: string): string;
   backend(prefix: string): string;
   cleanup(prefix: string): Promise<void>;
@@ -20,6 +22,7 @@ interface Config {
 
 const redisUrl = serverUrl('redis');
 const natsUrl = serverUrl('nats');
+const postgresUrl = serverUrl('postgres');
 const CONFIGS: Config[] = [
   {
     name: 'redis',
@@ -50,6 +53,18 @@ const CONFIGS: Config[] = [
       for await (const n of jsm.streams.names()) if (n.startsWith(p) || n.startsWith(`KV_${p}`)) names.push(n);
       for (const n of names) await jsm.streams.delete(n);
       await nc.close();
+    },
+  },
+  {
+    name: 'postgres',
+    kind: 'postgres',
+    broker: (p) => `${postgresUrl}?prefix=${p}&visibilityTimeoutMs=5000`,
+    backend: (p) => `${postgresUrl}?prefix=${p}`,
+    async cleanup(p) {
+      const c = new pg.Client(postgresUrl);
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS "${p}" CASCADE`);
+      await c.end();
     },
   },
 ];

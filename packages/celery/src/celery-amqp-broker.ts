@@ -136,6 +136,7 @@ export class CeleryAmqpBroker implements Broker, BrokerEventSource {
       redeliveryCount: false,
       broadcast: true,
       maxMessageBytes: this.options.maxMessageBytes,
+      transactionalPublish: false,
     };
     this.deadLetters = {
       list: (q, o) => this.deadList(q, o),

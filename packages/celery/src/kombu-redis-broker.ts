@@ -205,6 +205,7 @@ export class KombuRedisBroker implements Broker, BrokerEventSource {
       redeliveryCount: false,
       broadcast: true,
       maxMessageBytes: this.options.maxMessageBytes,
+      transactionalPublish: false,
     };
     this.main = this.newClient('celeriac-kombu', true);
     this.main.on('error', (err: unknown) => this.emit({ type: 'error', error: err }));

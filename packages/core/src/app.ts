@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Broker, HeaderValue, OutgoingMessage } from './broker.js';
+import type { Broker, HeaderValue, OutgoingMessage, PublishOptions, TransactionClient } from './broker.js';
 import { AsyncResult, type ResultSource } from './async-result.js';
 import { CLOSE_GRACE_MS, settleWithin, systemClock, type Clock } from './clock.js';
 import { CeleriacError, ErrorCode, serializeError } from './errors.js';
@@ -84,6 +84,14 @@ export interface ApplyOptions<K extends object = never> {
    * dead-letters the message with ERR_TASK_SIGNATURE.
    */
   kwargs?: K;
+  /**
+   * Enqueue inside this database transaction (DESIGN.md §10): a client inside `BEGIN` — anything with
+   * `query(text, values): Promise<{ rows }>`, such as a node-postgres client. The task exists only if
+   * the transaction commits; after a rollback it never runs. `task:sent` does not fire for such a
+   * send (core cannot see the commit). Refused with ERR_UNSUPPORTED unless the broker's
+   * `capabilities.transactionalPublish` is true (PostgreSQL).
+   */
+  transaction?: TransactionClient;
 }
 
 export type Route = { queue: string };
@@ -535,13 +543,13 @@ export class App implements ResultSource {
       if (broker !== undefined && this.declared.has(queue) && !tracingActive()) {
         const { msg, delayMs } = built;
         return broker
-          .publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, built.priority))
-          .then(() => this.sent<R>(msg, queue, delayMs));
+          .publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, built.priority, opts.transaction))
+          .then(() => this.sent<R>(msg, queue, delayMs, opts.transaction));
       }
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return this.sendFirst(built, queue, taskOpts);
+    return this.sendFirst(built, queue, taskOpts, opts.transaction);
   }
 
   /** `send` before the broker is connected or the queue declared, or while tracing. */
@@ -549,20 +557,22 @@ export class App implements ResultSource {
     built: ReturnType<App['buildMessage']>,
     queue: string,
     taskOpts: TaskOptions,
+    transaction: TransactionClient | undefined,
   ): Promise<AsyncResult<R>> {
     const { msg, delayMs, priority } = built;
     const broker = this.brokerValue ?? (await this.getBroker());
     if (!this.declared.has(queue)) await this.declare(broker, queue);
     if (tracingActive()) {
-      await this.publishTraced(broker, queue, msg, taskOpts, publishOpts(delayMs, priority));
+      await this.publishTraced(broker, queue, msg, taskOpts, publishOpts(delayMs, priority, transaction));
     } else {
-      await broker.publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, priority));
+      await broker.publish(queue, this.encode(msg, taskOpts), publishOpts(delayMs, priority, transaction));
     }
-    return this.sent<R>(msg, queue, delayMs);
+    return this.sent<R>(msg, queue, delayMs, transaction);
   }
 
-  private sent<R>(msg: TaskMessage, queue: string, delayMs: number): AsyncResult<R> {
-    if (this.events.has('task:sent')) {
+  /** `task:sent` fires for sends that exist now: not for one inside a transaction (it may roll back). */
+  private sent<R>(msg: TaskMessage, queue: string, delayMs: number, transaction: TransactionClient | undefined): AsyncResult<R> {
+    if (transaction === undefined && this.events.has('task:sent')) {
       this.events.emit('task:sent', { taskId: msg.id, name: msg.task, queue, retries: 0, deliveries: 0, delayMs });
     }
     return new AsyncResult<R>(msg.id, this);
@@ -574,7 +584,7 @@ export class App implements ResultSource {
     queue: string,
     msg: TaskMessage,
     taskOpts: TaskOptions,
-    opts: { delayMs?: number; priority?: number },
+    opts: PublishOptions,
   ): Promise<void> {
     const span = startPublishSpan(queue, msg.task, msg.id, broker.name);
     msg.traceparent = formatTraceparent(span);
@@ -610,14 +620,14 @@ export class App implements ResultSource {
       await broker.publishBatch(
         queue,
         built.map((b) => this.encode(b.msg, taskOpts)),
-        publishOpts(first.delayMs, first.priority),
+        publishOpts(first.delayMs, first.priority, opts.transaction),
       );
       if (span !== undefined) endSpan(span);
     } catch (err) {
       if (span !== undefined) endSpan(span, serializeError(err));
       throw err;
     }
-    if (this.events.has('task:sent')) {
+    if (opts.transaction === undefined && this.events.has('task:sent')) {
       for (const b of built) {
         this.events.emit('task:sent', { taskId: b.msg.id, name, queue, retries: 0, deliveries: 0, delayMs: b.delayMs });
       }
@@ -699,10 +709,11 @@ export class App implements ResultSource {
 
 export { CONTROL_CHANNEL };
 
-function publishOpts(delayMs: number, priority: number | undefined): { delayMs?: number; priority?: number } {
-  const o: { delayMs?: number; priority?: number } = {};
+function publishOpts(delayMs: number, priority: number | undefined, transaction?: TransactionClient): PublishOptions {
+  const o: PublishOptions = {};
   if (delayMs > 0) o.delayMs = delayMs;
   if (priority !== undefined) o.priority = priority;
+  if (transaction !== undefined) o.transaction = transaction;
   return o;
 }
 

@@ -17,11 +17,27 @@ export interface OutgoingMessage {
   readonly headers: Readonly<Headers>;
 }
 
+/**
+ * A database client inside the caller's open transaction (DESIGN.md §10): anything with
+ * `query(text, values)` resolving to `{ rows }` — a node-postgres `Client` or pooled client after
+ * `BEGIN`, or a few-line adapter around an ORM's transaction (Knex, Prisma, Drizzle, …).
+ */
+export interface TransactionClient {
+  /** Run one statement with `$1…$n` parameters. */
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
 export interface PublishOptions {
   /** Hold the message in the broker for this long before it can be delivered. */
   delayMs?: number;
   /** 0–9, 9 the most urgent. Refused with ERR_UNSUPPORTED where `capabilities.priorities` is 0. */
   priority?: number;
+  /**
+   * Publish inside this transaction: the message exists only if it commits (and is invisible to
+   * consumers until then); a rollback leaves nothing. The caller commits or rolls back. Refused with
+   * ERR_UNSUPPORTED where `capabilities.transactionalPublish` is not true.
+   */
+  transaction?: TransactionClient;
 }
 
 export interface ConsumeOptions {

@@ -56,6 +56,12 @@ function checkPublish(caps: BrokerCapabilities, msg: OutgoingMessage, opts: Publ
   if (opts?.delayMs !== undefined && (!Number.isFinite(opts.delayMs) || opts.delayMs < 0)) {
     throw new RangeError(`delayMs must be a finite number >= 0, got ${String(opts.delayMs)}`);
   }
+  if (opts?.transaction !== undefined && caps.transactionalPublish !== true) {
+    throw new CeleriacError(
+      ErrorCode.UNSUPPORTED,
+      'this broker cannot publish inside a database transaction (capabilities.transactionalPublish); remove the transaction',
+    );
+  }
   const size = msg.body.byteLength + headersBytes(msg.headers);
   if (size > caps.maxMessageBytes) {
     throw new CeleriacError(

@@ -18,6 +18,7 @@ export type {
   NackOptions,
   OutgoingMessage,
   PublishOptions,
+  TransactionClient,
   QueueSpec,
   QueueStats,
 } from './broker.js';

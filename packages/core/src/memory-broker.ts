@@ -491,6 +491,7 @@ export class MemoryBroker implements Broker {
       redeliveryCount: true,
       broadcast: true,
       maxMessageBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024,
+      transactionalPublish: false,
     };
   }
 

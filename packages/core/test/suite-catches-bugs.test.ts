@@ -97,6 +97,17 @@ class DelaysInMemory extends Wrapper {
   }
 }
 
+/** Bug 3: declares transactional publish but publishes at once, outside the caller's transaction. */
+class IgnoresTransaction extends Wrapper {
+  override get capabilities() {
+    return { ...this.inner.capabilities, transactionalPublish: true };
+  }
+  override publish(q: string, m: OutgoingMessage, o?: PublishOptions) {
+    const { transaction: _ignored, ...rest } = o ?? {};
+    return this.inner.publish(q, m, rest);
+  }
+}
+
 function suiteFor(make: (server: MemoryServer, clock: FakeClock) => Broker) {
   const clock = createFakeClock();
   const server = new MemoryServer({ clock, visibilityTimeoutMs: 1000 });
@@ -108,6 +119,9 @@ function suiteFor(make: (server: MemoryServer, clock: FakeClock) => Broker) {
       slackMs: 0,
       clock,
       fakeTime: true,
+      // A transaction that runs nothing: only a broker that ignores it could deliver before the commit.
+      beginTransaction: () =>
+        Promise.resolve({ client: { query: () => Promise.resolve({ rows: [] }) }, commit: () => Promise.resolve(), rollback: () => Promise.resolve() }),
     }),
   );
 }
@@ -132,8 +146,16 @@ describe('the broker suite catches real bugs', () => {
     );
   });
 
+  it('fails a broker that declares transactional publish and publishes outside the transaction', async () => {
+    const tests = suiteFor((server) => new IgnoresTransaction(createMemoryBroker({ server })));
+    await expect(
+      tests.get(`${P} > transactional publish > a publish inside a transaction exists only once it commits, rolled back it never does — or ERR_UNSUPPORTED`)!(),
+    ).rejects.toThrow(/deliveries before the commit/);
+  });
+
   it('passes the same tests on the correct memory broker', async () => {
     const tests = suiteFor((server) => createMemoryBroker({ server }));
+    await tests.get(`${P} > transactional publish > a publish inside a transaction exists only once it commits, rolled back it never does — or ERR_UNSUPPORTED`)!();
     await tests.get(`${P} > at least once > an unacked delivery of a consumer that dies is delivered again`)!();
     await tests.get(`${P} > delays live in the broker > a delayed message survives the restart of every publisher and consumer`)!();
   });

@@ -86,6 +86,7 @@ export class AmqpBroker implements Broker, BrokerEventSource, ConsumerHost {
       redeliveryCount: true,
       broadcast: true,
       maxMessageBytes: this.options.maxMessageBytes,
+      transactionalPublish: false,
     };
     const u = typeof url === 'string' ? new URL(url) : url;
     this.link = new Link({

@@ -118,6 +118,7 @@ export class NatsBroker implements Broker, BrokerEventSource, ConsumerHost {
       redeliveryCount: true,
       broadcast: true,
       maxMessageBytes: positiveInt('maxMessageBytes', options.maxMessageBytes ?? 1_032_192),
+      transactionalPublish: false,
     };
     this.deadLetters = new NatsDeadLetters(this);
     this.broadcast = {

@@ -86,7 +86,8 @@ export class Database {
     });
   }
 
-  private report(err: unknown): void {
+  /** Log a connection problem; the owner's `onError` hears of it once per outage. */
+  report(err: unknown): void {
     if (this.closed) return;
     this.config.logger.warn('postgres connection error', { error: String(err) });
     if (this.reportedOutage) return;
@@ -139,6 +140,34 @@ export class Database {
       return r.rows;
     } catch (err) {
       throw classifyError(err);
+    }
+  }
+
+  /**
+   * Run `fn` inside BEGIN … on one pooled connection: COMMIT when it resolves `commit: true`, else
+   * ROLLBACK; a failure rolls back and is classified (a connection that failed is not reused).
+   */
+  async transaction<T>(fn: (query: <R extends QueryResultRow>(text: string, values?: unknown[]) => Promise<R[]>) => Promise<{ commit: boolean; value: T }>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw classifyError(err);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const { commit, value } = await fn(async (text, values) => (await client.query(text, values)).rows);
+      await client.query(commit ? 'COMMIT' : 'ROLLBACK');
+      this.reportedOutage = false;
+      return value;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: unknown) => {
+        broken = e as Error;
+      });
+      throw classifyError(err);
+    } finally {
+      client.release(broken);
     }
   }
 

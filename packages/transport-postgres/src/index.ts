@@ -3,6 +3,7 @@ export type { PostgresBrokerConfig } from './postgres-broker.js';
 export { PostgresResultBackend, createPostgresResultBackend } from './result-backend.js';
 export type { PostgresResultBackendConfig } from './result-backend.js';
 export { PgQueue } from './queue.js';
+export { PgAdapter } from './consumer.js';
 export type { NackVerdict, PgMessage, PgQueueConfig, PostgresPublishOptions } from './queue.js';
 export { PgBroadcast, MAX_INLINE_PAYLOAD_BYTES } from './broadcast.js';
 export { Database } from './database.js';

@@ -42,6 +42,12 @@ export interface PostgresBrokerOptions extends PostgresCommonOptions {
   pollIntervalMs?: number;
   /** Publishes refused above this size (headers + body). @default 16 MiB */
   maxMessageBytes?: number;
+  /**
+   * Run `VACUUM (SKIP_LOCKED)` on the message table once this many row versions died through this
+   * broker's claims and settles (at most every 2 s), so the hot table stays small even where
+   * autovacuum is slow or off. 0: leave it to autovacuum. @default 20_000
+   */
+  vacuumEveryRows?: number;
 }
 
 /** Options of the PostgreSQL result backend. */
@@ -66,6 +72,7 @@ export const DEFAULT_BROKER_OPTIONS: ResolvedBrokerOptions = {
   visibilityTimeoutMs: 30_000,
   pollIntervalMs: 5_000,
   maxMessageBytes: 16 * 1024 * 1024,
+  vacuumEveryRows: 20_000,
 };
 
 /** Defaults of {@link PostgresResultBackendOptions}. */
@@ -86,6 +93,7 @@ const BROKER_SPECS: Readonly<Record<keyof PostgresBrokerOptions, Spec>> = {
   visibilityTimeoutMs: { kind: 'int', min: 100, max: 2_147_483_647 },
   pollIntervalMs: { kind: 'int', min: 10, max: 600_000 },
   maxMessageBytes: { kind: 'int', min: 1, max: 512 * 1024 * 1024 },
+  vacuumEveryRows: { kind: 'int', min: 0, max: 1_000_000_000 },
 };
 
 /**

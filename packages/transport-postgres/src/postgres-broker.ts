@@ -17,11 +17,16 @@ import {
   type QueueStats,
   type UrlOptions,
 } from '@celeriac/core';
+import { ConsumerKit } from '@celeriac/core/transport';
 import type { ClientConfig } from 'pg';
 import { PgBroadcast } from './broadcast.js';
+import { PgAdapter } from './consumer.js';
 import { Database, expiredRowsCleanup } from './database.js';
+import { writeTargetOf } from './result-backend.js';
+import { classifyError } from './errors.js';
 import { resolveBrokerOptions, urlOptions, type PostgresBrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { PgQueue, type PostgresPublishOptions } from './queue.js';
+import { HotTableVacuum } from './vacuum.js';
 
 /** Constructor options of {@link PostgresBroker}: where to connect, plus the broker options. */
 export interface PostgresBrokerConfig extends PostgresBrokerOptions {
@@ -51,8 +56,8 @@ export interface PostgresBrokerConfig extends PostgresBrokerOptions {
  * Connections: one pool of `poolSize` (opened on demand) plus one LISTEN connection (opened on the
  * first claim or broadcast subscription).
  *
- * `consume` lands with the transport kit; until then it throws ERR_UNSUPPORTED and the queue model
- * is reached through {@link PostgresBroker.queue}.
+ * Consumption is the transport kit's (`@celeriac/core/transport`) over a small pull adapter
+ * ({@link PgAdapter}) on the queue model ({@link PostgresBroker.queue}).
  */
 export class PostgresBroker implements Broker, BrokerEventSource {
   readonly name = 'postgres';
@@ -62,11 +67,19 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   readonly visibilityTimeoutMs: number;
   /** The options in force, defaults filled in. */
   readonly options: ResolvedBrokerOptions;
+  /**
+   * Server, user and database (`postgres://user@host:port/db`): with a PostgreSQL result backend whose
+   * `writeTarget` is the same, a task's result and its ack are one statement.
+   */
+  readonly resultWriteTarget: string;
   /** Broadcast over NOTIFY (large bodies through the `broadcast` table). */
   readonly broadcast: PgBroadcast;
   private readonly db: Database;
   private readonly logger: Logger;
   private readonly queues = new Map<string, PgQueue>();
+  /** Consumption: the prefetch bound, settle-once, held deliveries, lease renewal, give-back at close. */
+  private readonly kit: ConsumerKit;
+  private readonly vacuum: HotTableVacuum;
   private readonly listeners = new Set<(e: BrokerEvent) => void>();
   private closing: Promise<void> | undefined;
 
@@ -84,8 +97,10 @@ export class PostgresBroker implements Broker, BrokerEventSource {
       maxMessageBytes: this.options.maxMessageBytes,
       transactionalPublish: true,
     };
+    const where = new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    this.resultWriteTarget = writeTargetOf(where);
     this.db = new Database({
-      url: new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
+      url: where,
       schema: this.options.prefix,
       migrate: this.options.migrate,
       poolSize: this.options.poolSize,
@@ -101,6 +116,12 @@ export class PostgresBroker implements Broker, BrokerEventSource {
       },
     });
     this.broadcast = new PgBroadcast(this.db, this.options.maxMessageBytes, this.logger);
+    this.vacuum = new HotTableVacuum(this.db, `${this.db.s}.message`, this.options.vacuumEveryRows, 2_000, this.logger);
+    this.kit = new ConsumerKit({
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
+      classify: classifyError,
+      onError: (err) => this.db.report(err),
+    });
   }
 
   /** The schema (the `prefix` option) every table lives in. */
@@ -151,7 +172,13 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     this.db.check();
     let q = this.queues.get(name);
     if (q === undefined) {
-      q = new PgQueue({ db: this.db, name, visibilityTimeoutMs: this.visibilityTimeoutMs, pollIntervalMs: this.options.pollIntervalMs });
+      q = new PgQueue({
+        db: this.db,
+        name,
+        visibilityTimeoutMs: this.visibilityTimeoutMs,
+        pollIntervalMs: this.options.pollIntervalMs,
+        churned: (rows) => this.vacuum.churned(rows),
+      });
       this.queues.set(name, q);
     }
     return q;
@@ -188,9 +215,13 @@ export class PostgresBroker implements Broker, BrokerEventSource {
     }
   }
 
-  /** Temporary: consumption lands with the transport kit (`@celeriac/core/transport`). */
-  consume(_queue: string, _opts: ConsumeOptions): AsyncIterable<Delivery> {
-    throw new CeleriacError(ErrorCode.UNSUPPORTED, 'consume lands with the transport kit');
+  /**
+   * Consume `queue` on the kit: at most `opts.prefetch` deliveries held, leases renewed every third
+   * of `visibilityTimeoutMs`, claims waiting on LISTEN/NOTIFY when the queue is empty. Throws until
+   * `connect()` resolved.
+   */
+  consume(queue: string, opts: ConsumeOptions): AsyncIterable<Delivery> {
+    return this.kit.consume(queue, new PgAdapter(this.queue(queue), this.resultWriteTarget), opts);
   }
 
   /** Delete every ready and delayed message of `queue` (leased ones stay); returns how many. */
@@ -219,8 +250,10 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   };
 
   /**
-   * Idempotent and returns the same promise. Waiting claims resolve, coalesced calls settle, then
-   * the LISTEN connection and the pool close. (Giving back unsettled deliveries is the kit's.)
+   * Idempotent and returns the same promise. Consumers stop and give back what they buffered
+   * (uncounted) and what the application still holds (counted, as after a crash but at once; bounded
+   * by core's close grace), waiting claims resolve, coalesced calls settle, then the LISTEN connection
+   * and the pool close.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -228,9 +261,11 @@ export class PostgresBroker implements Broker, BrokerEventSource {
   }
 
   private async doClose(): Promise<void> {
+    await this.kit.close();
     const queues = [...this.queues.values()];
     for (const q of queues) q.close();
     await Promise.all(queues.map((q) => q.drain()));
+    await this.vacuum.drain();
     await this.db.close();
   }
 }

@@ -7,12 +7,13 @@ import {
   type PublishOptions,
   type QueueStats,
 } from '@celeriac/core';
-import { Coalescer } from '@celeriac/core/transport';
+import { Coalescer, type PreparedResultWrite } from '@celeriac/core/transport';
 import type { Database, SqlClient } from './database.js';
 import { classifyError, rejectClassified, staleDelivery } from './errors.js';
 import type { ListenHandle, Listener } from './listener.js';
 import { queueStatements, type QueueStatements } from './queue-sql.js';
-import { channelName, ChannelKind } from './sql.js';
+import { foldWrites, RESULT_WRITE_KIND, resultAndAckStatement, resultWriteParams, type ResultWrite } from './results-sql.js';
+import { channelName, ChannelKind, quoteIdent } from './sql.js';
 
 /** `PublishOptions` plus the transaction to publish in. */
 export interface PostgresPublishOptions extends PublishOptions {
@@ -58,14 +59,20 @@ export interface PgQueueConfig {
   readonly visibilityTimeoutMs: number;
   /** The longest a claim waits for a notification before it looks at the table again. */
   readonly pollIntervalMs: number;
+  /** Called with the number of message rows a statement updated or deleted (each leaves a dead row version). */
+  readonly churned?: (rows: number) => void;
 }
 
 interface PublishItem {
+  /** The message id. */
   i: string;
+  /** Priority 0–9. */
   p: number;
+  /** Delay in ms. */
   d: number;
+  /** The headers as a JSON string. */
   h: string;
-  b: string;
+  body: Buffer;
 }
 
 interface SettleItem {
@@ -75,8 +82,14 @@ interface SettleItem {
   reason: string;
 }
 
+interface AckWrite extends ResultWrite {
+  msg: PgMessage;
+  channel: string;
+}
+
 interface ClaimRow {
-  row: string;
+  /** null in the one row of a claim that got nothing (it carries wait_ms). */
+  row: string | null;
   token: string;
   message_id: string;
   priority: number;
@@ -84,6 +97,7 @@ interface ClaimRow {
   headers: Headers;
   body: Buffer;
   was_visible_at: Date;
+  wait_ms: number | null;
 }
 
 /** The most messages or deliveries in one statement. */
@@ -114,11 +128,19 @@ export class PgQueue {
   private readonly sql: QueueStatements;
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
+  private readonly churned: (rows: number) => void;
   private readonly publisher: Coalescer<PublishItem, void>;
   private readonly acker: Coalescer<PgMessage, boolean>;
   private readonly extender: Coalescer<PgMessage, boolean>;
   private readonly settler: Coalescer<SettleItem, boolean>;
+  /** Acks with a result write, by the result schema (usually one). */
+  private readonly resultAckers = new Map<string, Coalescer<AckWrite, boolean>>();
   private wakeups: Wakeups | undefined;
+  /**
+   * Set by a claim that came back empty after waiting: until `until` (local time, when the next
+   * message becomes claimable) nothing is, unless a notification moved the wake-ups past `epoch`.
+   */
+  private idle: { epoch: number; until: number } | undefined;
   private closed = false;
 
   constructor(config: PgQueueConfig) {
@@ -126,10 +148,11 @@ export class PgQueue {
     this.name = config.name;
     this.leaseMs = config.visibilityTimeoutMs;
     this.pollIntervalMs = config.pollIntervalMs;
+    this.churned = config.churned ?? (() => undefined);
     this.channel = channelName(this.db.schema, ChannelKind.QUEUE, config.name);
     this.sql = queueStatements(this.db.s);
     this.publisher = new Coalescer(async (items) => {
-      await this.db.query(this.sql.publish, [this.publishDoc(items)]);
+      await this.db.query(this.sql.publishRows, this.publishRows(items));
       return new Array<void>(items.length);
     }, MAX_BATCH, EAGER_PUBLISHES);
     this.acker = new Coalescer((msgs) => this.fenced(this.sql.ack, msgs, []), MAX_BATCH);
@@ -143,18 +166,26 @@ export class PgQueue {
         items.map((it) => it.reason),
         this.channel,
       ]);
+      this.churned(rows.length);
       const done = new Set(rows.map((r) => r.row));
       return items.map((it) => done.has(it.msg.row));
     }, MAX_BATCH);
   }
 
+  /** The parameters of `publish`: one JSON document (what a Knex-style adapter passes through unchanged). */
   private publishDoc(items: readonly PublishItem[]): string {
-    return JSON.stringify({ q: this.name, c: this.channel, m: items });
+    return JSON.stringify({ q: this.name, c: this.channel, m: items.map((it) => ({ i: it.i, p: it.p, d: it.d, h: it.h, b: it.body.toString('base64') })) });
+  }
+
+  /** The parameters of `publishRows`: arrays (half the server's work of the JSON document; measured 21k → 33k rows/s). */
+  private publishRows(items: readonly PublishItem[]): unknown[] {
+    return [this.name, this.channel, items.map((it) => it.i), items.map((it) => it.p), items.map((it) => it.d), items.map((it) => it.h), items.map((it) => it.body)];
   }
 
   /** Run a fenced statement over (row, token) arrays; true per message whose token still matched. */
   private async fenced(sql: string, msgs: readonly PgMessage[], extra: unknown[]): Promise<boolean[]> {
     const rows = await this.db.query<{ row: string }>(sql, [msgs.map((m) => m.row), msgs.map((m) => m.token), ...extra]);
+    this.churned(rows.length);
     const done = new Set(rows.map((r) => r.row));
     return msgs.map((m) => done.has(m.row));
   }
@@ -193,11 +224,14 @@ export class PgQueue {
     return this.publishIn(this.db.pool, items, 'publish');
   }
 
+  /** In order, 500 per statement: on the pool as arrays, in a caller's transaction as one JSON document. */
   private async publishIn(client: SqlClient, items: readonly PublishItem[], doing: string): Promise<void> {
     this.db.check();
+    const mine = client === this.db.pool;
     for (let i = 0; i < items.length; i += MAX_BATCH) {
+      const chunk = items.slice(i, i + MAX_BATCH);
       try {
-        await client.query(this.sql.publish, [this.publishDoc(items.slice(i, i + MAX_BATCH))]);
+        await (mine ? client.query(this.sql.publishRows, this.publishRows(chunk)) : client.query(this.sql.publish, [this.publishDoc(chunk)]));
       } catch (err) {
         throw classifyError(err, doing);
       }
@@ -207,9 +241,12 @@ export class PgQueue {
   /**
    * Claim up to `max` messages under a lease of `visibilityTimeoutMs`. When none is claimable, waits
    * — for a NOTIFY (publish, requeue, redrive), the next delay coming due or lease expiring, at most
-   * `pollIntervalMs`, or `signal` — then claims once more; so it may resolve `[]`. Never busy-polls.
-   * Messages come in claim order: priority 9 first, then FIFO. What it claimed is returned even when
-   * `signal` aborted meanwhile (give it back with `release(…, false)`).
+   * `pollIntervalMs`, or `signal` — then claims once more; so it may resolve `[]`. Never busy-polls:
+   * an idle claimer runs one statement per wait (a claim that comes back empty says when the next
+   * message becomes claimable, and a claim called again right after an empty one, with no
+   * notification in between, waits first). Messages come in claim order: priority 9 first, then
+   * FIFO. What it claimed is returned even when `signal` aborted meanwhile (give it back with
+   * `release(…, false)`).
    */
   async claim(max: number, signal?: AbortSignal): Promise<PgMessage[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be an integer >= 1, got ${String(max)}`);
@@ -217,37 +254,57 @@ export class PgQueue {
     if (isAborted(signal)) return [];
     const w = this.listen();
     let seen = w.epoch;
-    let got = await this.tryClaim(max);
-    if (got.length > 0 || isAborted(signal)) return got;
-    if (!w.listening) {
-      // The first claim: a NOTIFY sent before LISTEN took effect is not seen, so once it has (or
-      // after pollIntervalMs, if the LISTEN connection cannot be had), look again before waiting.
-      await w.ready(this.pollIntervalMs, signal);
-      if (isAborted(signal) || this.closed) return [];
-      seen = w.epoch;
-      got = await this.tryClaim(max);
-      if (got.length > 0 || isAborted(signal)) return got;
+    let nextMs: number | null;
+    const idle = this.idle;
+    if (idle !== undefined && w.listening && idle.epoch === seen && Date.now() < idle.until) {
+      // The last claim found nothing, no notification came since and nothing is due yet: wait first.
+      nextMs = idle.until === Infinity ? null : idle.until - Date.now();
+    } else {
+      let got = await this.claimOnce(max);
+      if (got.msgs.length > 0 || isAborted(signal)) return got.msgs;
+      if (!w.listening) {
+        // The first claim: a NOTIFY sent before LISTEN took effect is not seen, so once it has (or
+        // after pollIntervalMs, if the LISTEN connection cannot be had), look again before waiting.
+        await w.ready(this.pollIntervalMs, signal);
+        if (isAborted(signal) || this.closed) return [];
+        seen = w.epoch;
+        got = await this.claimOnce(max);
+        if (got.msgs.length > 0 || isAborted(signal)) return got.msgs;
+      }
+      nextMs = got.nextMs;
     }
-    const next = await this.nextVisibleMs();
-    const waitMs = next === null ? this.pollIntervalMs : Math.min(this.pollIntervalMs, Math.max(MIN_WAIT_MS, next));
+    const waitMs = nextMs === null ? this.pollIntervalMs : Math.min(this.pollIntervalMs, Math.max(MIN_WAIT_MS, nextMs));
     await w.wait(seen, waitMs, signal);
     if (isAborted(signal) || this.closed) return [];
-    return this.tryClaim(max);
+    const epoch = w.epoch;
+    const started = Date.now();
+    const got = await this.claimOnce(max);
+    if (got.msgs.length === 0) this.idle = { epoch, until: got.nextMs === null ? Infinity : started + got.nextMs };
+    return got.msgs;
   }
 
   /** One claim statement, no waiting. */
   async tryClaim(max: number): Promise<PgMessage[]> {
+    return (await this.claimOnce(max)).msgs;
+  }
+
+  /** One claim statement: the messages, or (none claimed) the ms until the next becomes claimable (null: empty queue). */
+  private async claimOnce(max: number): Promise<{ msgs: PgMessage[]; nextMs: number | null }> {
     const rows = await this.db.query<ClaimRow>(this.sql.claim, [this.name, Math.min(max, MAX_BATCH), this.leaseMs]);
+    const first = rows[0];
+    if (first === undefined || first.row === null) return { msgs: [], nextMs: first?.wait_ms ?? null };
+    this.churned(rows.length);
     if (rows.length > 1) rows.sort(claimOrder);
-    return rows.map((r) => ({
+    const msgs = rows.map((r) => ({
       id: r.message_id,
       body: r.body,
       headers: r.headers,
       deliveries: r.deliveries,
       priority: r.priority,
-      row: r.row,
+      row: r.row!,
       token: r.token,
     }));
+    return { msgs, nextMs: null };
   }
 
   /** Ms until the next message becomes claimable (a delay or a lease), null when the queue is empty. */
@@ -270,6 +327,34 @@ export class PgQueue {
   /** Delete a finished message. Rejects with ERR_STALE_DELIVERY when its lease was lost. */
   ack(msg: PgMessage): Promise<void> {
     return this.acker.add(msg).then(settledOrStale, rejectClassified);
+  }
+
+  /**
+   * Store a result (a `postgres-set-result` write prepared by this package's result backend on the
+   * same database) and delete the message, in one statement with the other such acks of the tick. The
+   * result is stored even when the lease was lost (the call then rejects with ERR_STALE_DELIVERY), as
+   * a separate `set` and `ack` would. Throws synchronously for a write of another kind.
+   */
+  ackWithResult(msg: PgMessage, write: PreparedResultWrite): Promise<void> {
+    const [schema, taskId] = write.keys;
+    const [state, json, ttl, , channel] = write.args;
+    if (write.kind !== RESULT_WRITE_KIND || schema === undefined || taskId === undefined || typeof channel !== 'string') {
+      throw new CeleriacError(ErrorCode.UNSUPPORTED, `the PostgreSQL broker cannot run a "${write.kind}" result write`);
+    }
+    let acker = this.resultAckers.get(schema);
+    if (acker === undefined) {
+      const sql = resultAndAckStatement(quoteIdent(schema), this.db.s);
+      acker = new Coalescer(async (items: AckWrite[]) => {
+        const params = resultWriteParams(foldWrites(items), items[0]!.channel);
+        const rows = await this.db.query<{ row: string | null }>(sql, [...params, items.map((it) => it.msg.row), items.map((it) => it.msg.token)]);
+        this.churned(rows.length);
+        const done = new Set(rows.map((r) => r.row));
+        return items.map((it) => done.has(it.msg.row));
+      }, MAX_BATCH);
+      this.resultAckers.set(schema, acker);
+    }
+    const item: AckWrite = { msg, taskId, state: String(state), json: String(json), ttlMs: Number(ttl) < 0 ? null : Number(ttl), channel };
+    return acker.add(item).then(settledOrStale, rejectClassified);
   }
 
   /**
@@ -309,6 +394,7 @@ export class PgQueue {
     for (;;) {
       const rows = await this.db.query<{ n: number }>(this.sql.purge, [this.name, SWEEP_BATCH]);
       const n = rows[0]?.n ?? 0;
+      this.churned(n);
       total += n;
       if (n < SWEEP_BATCH) return total;
     }
@@ -367,7 +453,13 @@ export class PgQueue {
 
   /** Every coalesced call made so far has settled. */
   async drain(): Promise<void> {
-    await Promise.all([this.publisher.drain(), this.acker.drain(), this.extender.drain(), this.settler.drain()]);
+    await Promise.all([
+      this.publisher.drain(),
+      this.acker.drain(),
+      this.extender.drain(),
+      this.settler.drain(),
+      ...[...this.resultAckers.values()].map((c) => c.drain()),
+    ]);
   }
 
   /** Stop listening and wake every waiting claim (they resolve with what they got, or []). */
@@ -385,7 +477,7 @@ function publishItem(m: OutgoingMessage, opts: PublishOptions | undefined): Publ
   if (!Number.isFinite(delayMs) || delayMs < 0) throw new RangeError(`delayMs must be a finite number >= 0, got ${String(delayMs)}`);
   if (typeof m.id !== 'string' || m.id === '' || m.id.includes('\0')) throw new TypeError('a message id must be a non-empty string without NUL');
   const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-  return { i: m.id, p: priority, d: delayMs, h: JSON.stringify(m.headers), b: body.toString('base64') };
+  return { i: m.id, p: priority, d: delayMs, h: JSON.stringify(m.headers), body };
 }
 
 function claimOrder(a: ClaimRow, b: ClaimRow): number {
@@ -393,7 +485,9 @@ function claimOrder(a: ClaimRow, b: ClaimRow): number {
   const t = a.was_visible_at.getTime() - b.was_visible_at.getTime();
   if (t !== 0) return t;
   // Row ids are bigints as text: a shorter one is smaller.
-  return a.row.length - b.row.length || (a.row < b.row ? -1 : a.row > b.row ? 1 : 0);
+  const x = a.row ?? '';
+  const y = b.row ?? '';
+  return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
 }
 
 /** Read at call time (a signal may abort while a claim awaits). */

@@ -2,16 +2,19 @@ import {
   CeleriacError,
   ErrorCode,
   READY_STATES,
+  serverTarget,
   silentLogger,
   type FactoryContext,
   type Logger,
   type ResultBackend,
   type ResultBackendCapabilities,
   type ResultMeta,
+  type StoredSchedule,
+  type StoredScheduleList,
   type UrlOptions,
   type WaitOptions,
 } from '@celeriac/core';
-import { Coalescer } from '@celeriac/core/transport';
+import { Coalescer, type PreparedResultWrite } from '@celeriac/core/transport';
 import type { ClientConfig } from 'pg';
 import { Database } from './database.js';
 import { classifyError, rejectClassified } from './errors.js';
@@ -22,7 +25,7 @@ import {
   type PostgresResultBackendOptions,
   type ResolvedResultBackendOptions,
 } from './options.js';
-import { resultStatements, type ResultStatements } from './results-sql.js';
+import { foldWrites, RESULT_WRITE_KIND, resultStatements, resultWriteParams, type ResultStatements, type ResultWrite } from './results-sql.js';
 import { channelName, ChannelKind, taskDigest } from './sql.js';
 
 /** Constructor options of {@link PostgresResultBackend}. */
@@ -35,12 +38,7 @@ export interface PostgresResultBackendConfig extends PostgresResultBackendOption
   logger?: Logger;
 }
 
-interface SetItem {
-  taskId: string;
-  state: string;
-  json: string;
-  ttlMs: number | null;
-}
+type SetItem = ResultWrite;
 
 interface RegisterItem {
   taskId: string;
@@ -65,6 +63,9 @@ interface Waiting {
  *   memory, removed when the wait settles; the channel is unlistened when no wait remains. After the
  *   LISTEN connection comes back, every waited id is read again (notifications sent meanwhile are lost).
  * - Expired rows are invisible at once and deleted in batches by a timer (`cleanupIntervalMs`).
+ * - Runtime schedules are rows of `schedule` with a rev; a write is a short transaction that locks the
+ *   one row of `schedule_version`, takes the next version as the rev and compares-and-sets, so writes
+ *   are serialised and a listing read with the version in one statement is never older than it.
  *
  * Connections: one pool of `poolSize` (opened on demand) plus one LISTEN connection (on the first wait
  * that has to wait).
@@ -72,9 +73,14 @@ interface Waiting {
 export class PostgresResultBackend implements ResultBackend {
   readonly name = 'postgres';
   /** Every optional operation is there. */
-  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true };
+  readonly capabilities: ResultBackendCapabilities = { counters: true, leases: true, revocations: true, rateLimits: true, schedules: true };
   /** The options in force, defaults filled in. */
   readonly options: ResolvedResultBackendOptions;
+  /**
+   * Server, user and database (`postgres://user@host:port/db`): a PostgreSQL broker with the same
+   * `resultWriteTarget` stores a task's result and deletes its message in one statement (`prepareSet`).
+   */
+  readonly writeTarget: string;
   private readonly db: Database;
   private readonly sql: ResultStatements;
   private readonly channel: string;
@@ -93,8 +99,10 @@ export class PostgresResultBackend implements ResultBackend {
     const { url, pg, logger, ...opts } = config;
     this.options = resolveResultBackendOptions(opts);
     const log = logger ?? silentLogger;
+    const where = new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    this.writeTarget = writeTargetOf(where);
     this.db = new Database({
-      url: new URL(url ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
+      url: where,
       schema: this.options.prefix,
       migrate: this.options.migrate,
       poolSize: this.options.poolSize,
@@ -156,23 +164,22 @@ export class PostgresResultBackend implements ResultBackend {
   }
 
   private async writeBatch(items: SetItem[]): Promise<void[]> {
-    // ON CONFLICT cannot touch one row twice in a statement: fold the writes of one id as applying
-    // them in order would (the first SUCCESS stays, else the last write wins).
-    const byId = new Map<string, SetItem>();
-    for (const it of items) {
-      const prev = byId.get(it.taskId);
-      if (prev === undefined || prev.state !== 'SUCCESS') byId.set(it.taskId, it);
-    }
-    const rows = [...byId.values()];
-    await this.db.query(this.sql.set, [
-      rows.map((r) => r.taskId),
-      rows.map((r) => r.state),
-      rows.map((r) => r.json),
-      rows.map((r) => r.ttlMs),
-      rows.map((r) => taskDigest(r.taskId)),
-      this.channel,
-    ]);
+    await this.db.query(this.sql.set, resultWriteParams(foldWrites(items), this.channel));
     return new Array<void>(items.length);
+  }
+
+  /**
+   * `set` as a write a PostgreSQL broker on the same server and database runs together with its ack,
+   * in one statement (kind `postgres-set-result`; a stored SUCCESS is kept and waiters are notified,
+   * exactly as `set`). The schema must exist (the backend connected once).
+   */
+  prepareSet(taskId: string, meta: ResultMeta, opts: { ttlMs: number }): PreparedResultWrite {
+    checkId(taskId);
+    return {
+      kind: RESULT_WRITE_KIND,
+      keys: [this.db.schema, taskId],
+      args: [meta.state, encodeMeta(meta), ttlArg(opts.ttlMs) ?? -1, taskDigest(taskId), this.channel],
+    };
   }
 
   private async registerBatch(items: RegisterItem[]): Promise<(ResultMeta | undefined)[]> {
@@ -387,6 +394,57 @@ export class PostgresResultBackend implements ResultBackend {
     });
   }
 
+  /** The schedule record of `id`, or undefined. */
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    return this.run(async () => {
+      checkScheduleId(id);
+      const r = (await this.db.query<{ rev: string; data: string }>(this.sql.getSchedule, [id]))[0];
+      return r === undefined ? undefined : { id, rev: Number(r.rev), data: r.data };
+    });
+  }
+
+  /** Every schedule record and the version they are at least as new as (one snapshot). */
+  listSchedules(): Promise<StoredScheduleList> {
+    return this.run(async () => {
+      const rows = await this.db.query<{ version: string; id: string | null; rev: string | null; data: string | null }>(this.sql.listSchedules);
+      const schedules: StoredSchedule[] = [];
+      for (const r of rows) if (r.id !== null) schedules.push({ id: r.id, rev: Number(r.rev), data: r.data ?? '' });
+      return { version: Number(rows[0]?.version ?? 0), schedules };
+    });
+  }
+
+  /** The rev of the latest schedule write (0 before any). */
+  schedulesVersion(): Promise<number> {
+    return this.run(async () => Number((await this.db.query<{ version: string }>(this.sql.schedulesVersion))[0]?.version ?? 0));
+  }
+
+  /** Compare-and-set: store `data` under `id` if its rev is `expectedRev` (0: none yet); the new rev, or 0. */
+  putSchedule(id: string, data: string, expectedRev: number): Promise<number> {
+    if (!Number.isSafeInteger(expectedRev) || expectedRev < 0) return Promise.reject(new RangeError(`expectedRev must be an integer >= 0, got ${String(expectedRev)}`));
+    if (typeof data !== 'string' || data.includes('\0')) return Promise.reject(new TypeError('schedule data must be a string without NUL'));
+    return this.run(async () => {
+      checkScheduleId(id);
+      return this.db.transaction(async (q) => {
+        const rev = (await q<{ rev: string }>(this.sql.nextScheduleRev))[0]!.rev;
+        const done =
+          expectedRev === 0 ? await q(this.sql.createSchedule, [id, rev, data]) : await q(this.sql.replaceSchedule, [id, rev, data, expectedRev]);
+        return done.length === 1 ? { commit: true, value: Number(rev) } : { commit: false, value: 0 };
+      });
+    });
+  }
+
+  /** Remove the schedule record of `id`; true if there was one. */
+  deleteSchedule(id: string): Promise<boolean> {
+    return this.run(async () => {
+      checkScheduleId(id);
+      return this.db.transaction(async (q) => {
+        await q(this.sql.nextScheduleRev);
+        const gone = (await q(this.sql.deleteSchedule, [id])).length === 1;
+        return { commit: gone, value: gone };
+      });
+    });
+  }
+
   /** Delete expired rows now (the timer does it every `cleanupIntervalMs`); returns how many went. */
   cleanup(): Promise<number> {
     return this.run(() => this.db.cleanup(this.sql.cleanup));
@@ -424,6 +482,11 @@ function checkId(taskId: string): void {
   if (taskId.includes('\0')) throw new TypeError('a task id must not contain a NUL character');
 }
 
+function checkScheduleId(id: string): void {
+  if (typeof id !== 'string' || id === '') throw new TypeError('a schedule id must be a non-empty string');
+  if (id.includes('\0')) throw new TypeError('a schedule id must not contain a NUL character');
+}
+
 /** Results are stored as JSON (`undefined` properties dropped, a `Date` becomes its ISO string). */
 export function encodeMeta(meta: ResultMeta): string {
   try {
@@ -443,6 +506,11 @@ export function ttlArg(ttlMs: number): number | null {
 function leaseTtl(ttlMs: number): number {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a finite number > 0, got ${String(ttlMs)}`);
   return Math.ceil(ttlMs);
+}
+
+/** Where a result write lands: `postgres://user@host:port/database` (the scheme spelled one way). */
+export function writeTargetOf(url: URL): string {
+  return serverTarget('postgres', url, { port: 5432, path: `/${url.username}` });
 }
 
 /** The factory core's URL table calls for `postgres://` and `postgresql://` result backend URLs. */

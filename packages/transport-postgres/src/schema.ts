@@ -115,6 +115,26 @@ CREATE TABLE ${s}.token_bucket (
 CREATE INDEX token_bucket_expires_at ON ${s}.token_bucket (expires_at);
 `,
   },
+  {
+    version: 2,
+    description: 'runtime schedules',
+    sql: (s) => `
+-- Runtime schedules (app.schedules): compare-and-set records that never expire. A write locks the
+-- one row of schedule_version, takes version + 1 as the record's rev and commits both: writes are
+-- serialised, revs grow across ids in commit order, and a listing read in one statement with the
+-- version is never older than it.
+CREATE TABLE ${s}.schedule (
+  id   text PRIMARY KEY,
+  rev  bigint NOT NULL,
+  data text NOT NULL
+);
+CREATE TABLE ${s}.schedule_version (
+  one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+  version bigint NOT NULL
+);
+INSERT INTO ${s}.schedule_version (one, version) VALUES (true, 0);
+`,
+  },
 ];
 
 /** The schema version this code reads and writes. */

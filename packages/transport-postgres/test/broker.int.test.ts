@@ -71,8 +71,23 @@ describe.skipIf(!ok)('postgres broker', () => {
     expect(await broker.stats(q)).toEqual({ ready: 0, delayed: 0, inFlight: 0, dead: 0 });
   });
 
-  it('consume is not there yet: ERR_UNSUPPORTED until the transport kit', () => {
-    expect(() => broker.consume('q', { prefetch: 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }) as Error);
+  it('close gives back at once what a consumer buffered (uncounted) and handed out (counted); consume refuses before connect', async () => {
+    const b = new PostgresBroker({ url: postgresUrl(), prefix: schema, poolSize: 1 });
+    expect(() => b.consume('q', { prefetch: 1 })).toThrow(expect.objectContaining({ code: 'ERR_CONNECTION' }) as Error);
+    await b.connect();
+    const q = `c-${newId()}`;
+    const enc = new TextEncoder();
+    await b.publishBatch(q, ['a', 'b', 'c'].map((t) => ({ id: newId(), body: enc.encode(t), headers: {} })));
+    const it = b.consume(q, { prefetch: 3 })[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.done).toBe(false);
+    await eventually(async () => (await broker.stats(q)).inFlight === 3, 5_000, 'three claimed');
+    await b.close();
+    expect(await broker.stats(q)).toEqual({ ready: 3, delayed: 0, inFlight: 0, dead: 0 });
+    const again = await broker.queue(q).tryClaim(10);
+    const byBody = Object.fromEntries(again.map((m) => [Buffer.from(m.body).toString(), m.deliveries]));
+    expect(byBody).toEqual({ a: 2, b: 1, c: 1 });
+    await Promise.all(again.map((m) => broker.queue(q).ack(m)));
   });
 
   it('refuses calls before connect and after close', async () => {

@@ -104,6 +104,26 @@ describe.skipIf(!ok)('postgres result backend', () => {
     await b.close();
   });
 
+  it('a token bucket hammered by concurrent takers on many connections grants no more than its rate allows', async () => {
+    const clients = [open({ poolSize: '8' }), open({ poolSize: '8' }), open({ poolSize: '8' })];
+    const bucket = `hammer-${newId()}`;
+    const limit = 50;
+    let granted = 0;
+    const t0 = Date.now();
+    await Promise.all(
+      clients.flatMap((c) =>
+        Array.from({ length: 8 }, async () => {
+          while (Date.now() - t0 < 1_500) if ((await c.takeTokens(bucket, limit, 1_000)).ok) granted++;
+        }),
+      ),
+    );
+    const elapsed = Date.now() - t0;
+    await Promise.all(clients.map((c) => c.close()));
+    // A full bucket, plus the refill over the run (elapsed measured after the last call returned).
+    expect(granted).toBeLessThanOrEqual(limit + Math.ceil((elapsed * limit) / 1_000));
+    expect(granted).toBeGreaterThanOrEqual(limit + 1);
+  });
+
   it('a wait survives a delete of the result it waits for', async () => {
     const b = open();
     const id = newId();

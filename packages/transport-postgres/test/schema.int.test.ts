@@ -45,9 +45,33 @@ describe.skipIf(!ok)('schema and migrations', () => {
       'message',
       'result',
       'revocation',
+      'schedule',
+      'schedule_version',
       'schema_version',
       'token_bucket',
     ]);
+  });
+
+  it('migrates a schema an earlier version left (version 1) step by step, keeping its messages', async () => {
+    const s = schema('upgrade');
+    const q = quoteIdent(s);
+    await admin.query(`CREATE SCHEMA ${q}`);
+    await admin.query(`CREATE TABLE ${q}.schema_version (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await admin.query(MIGRATIONS[0]!.sql(q));
+    await admin.query(`INSERT INTO ${q}.schema_version (version, description) VALUES (1, 'v1')`);
+    await admin.query(
+      `INSERT INTO ${q}.message (queue, message_id, run_at, visible_at, headers, body) VALUES ('old', 'left-by-v1', now(), now(), '{"task":"t"}', '\\x6869')`,
+    );
+    const b = new PostgresBroker({ url: postgresUrl(), prefix: s, poolSize: 1 });
+    await b.connect();
+    try {
+      expect(await versions(s)).toEqual(MIGRATIONS.map((m) => m.version));
+      const [m] = await b.queue('old').tryClaim(1);
+      expect([m?.id, Buffer.from(m!.body).toString(), m?.headers]).toEqual(['left-by-v1', 'hi', { task: 't' }]);
+      await b.queue('old').ack(m!);
+    } finally {
+      await b.close();
+    }
   });
 
   it('is safe when many clients connect first at the same time (brokers and result backends)', async () => {

@@ -103,6 +103,7 @@ export class RedisBroker implements Broker, BrokerEventSource, ConsumerHost {
       redeliveryCount: true,
       broadcast: true,
       maxMessageBytes: this.options.maxMessageBytes,
+      transactionalPublish: false,
     };
   }
 

@@ -44,6 +44,7 @@ describe('options', () => {
       redeliveryCount: true,
       broadcast: true,
       maxMessageBytes: 1000,
+      transactionalPublish: false,
     });
   });
 });

@@ -1,4 +1,4 @@
-import type { Broker, Delivery, Headers, OutgoingMessage } from '../broker.js';
+import type { Broker, Delivery, Headers, OutgoingMessage, TransactionClient } from '../broker.js';
 import type { Clock } from '../clock.js';
 import type { Protocol } from '../protocol.js';
 import { assertEqual, fail, rejectsWith } from './assert.js';
@@ -36,6 +36,18 @@ export interface BrokerSuiteEnv {
   protocol?: Protocol;
   /** How that protocol labels a gzip body. @default `content-encoding: gzip` */
   compression?: CompressionDialect;
+  /**
+   * Open a transaction on the broker's server (a client inside `BEGIN`), for the test of
+   * `capabilities.transactionalPublish`. Required when the broker declares it.
+   */
+  beginTransaction?(): Promise<SuiteTransaction>;
+}
+
+/** A transaction the suite publishes in, then commits or rolls back. */
+export interface SuiteTransaction {
+  readonly client: TransactionClient;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
 }
 
 /** How a protocol labels a compressed body. */
@@ -540,6 +552,43 @@ export function brokerSuite(api: SuiteApi, name: string, env: BrokerSuiteEnv): v
         await a.broadcast!.publish(channel, enc.encode('after'));
         await quiet();
         assertEqual(got, ['hello'], 'received after unsubscribe');
+      });
+    });
+
+    api.describe('transactional publish', () => {
+      test('a publish inside a transaction exists only once it commits, rolled back it never does — or ERR_UNSUPPORTED', async (t) => {
+        const b = await t.broker();
+        const q = t.queue();
+        await b.declareQueue(q);
+        if (b.capabilities.transactionalPublish !== true) {
+          const client: TransactionClient = { query: () => Promise.reject(new Error('a statement ran on the transaction')) };
+          await rejectsWith(b.publish(q, msg('tx'), { transaction: client }), 'ERR_UNSUPPORTED', 'publish with a transaction');
+          await rejectsWith(b.publishBatch(q, [msg('tx')], { transaction: client }), 'ERR_UNSUPPORTED', 'publishBatch with a transaction');
+          assertEqual((await b.stats(q)).ready, 0, 'messages stored by the refused publishes');
+          return;
+        }
+        if (env.beginTransaction === undefined) fail('the broker declares transactionalPublish: the suite env needs beginTransaction()');
+        const c = t.collect(b, q, 5);
+        const rolled = await env.beginTransaction();
+        try {
+          await b.publish(q, msg('rolled back'), { transaction: rolled.client });
+        } finally {
+          await rolled.rollback();
+        }
+        const tx = await env.beginTransaction();
+        try {
+          await b.publishBatch(q, [msg('committed 1'), msg('committed 2')], { transaction: tx.client });
+          await quiet();
+          assertEqual(c.got.length, 0, 'deliveries before the commit');
+          assertEqual((await b.stats(q)).ready, 0, 'ready messages before the commit');
+        } catch (err) {
+          await tx.rollback();
+          throw err;
+        }
+        await tx.commit();
+        await waitFor(c, 2, soon, 'deliveries after the commit');
+        await quiet();
+        assertEqual(c.got.map(text), ['committed 1', 'committed 2'], 'delivered: the committed messages, once each');
       });
     });
 

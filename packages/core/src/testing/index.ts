@@ -5,7 +5,7 @@
 export { createFakeClock, flushPromises } from './fake-clock.js';
 export type { FakeClock } from './fake-clock.js';
 export { brokerSuite } from './broker-suite.js';
-export type { BrokerSuiteEnv, CompressionDialect, SuiteApi } from './broker-suite.js';
+export type { BrokerSuiteEnv, CompressionDialect, SuiteApi, SuiteTransaction } from './broker-suite.js';
 export { resultBackendSuite } from './backend-suite.js';
 export type { BackendSuiteEnv } from './backend-suite.js';
 export { workerSuite } from './worker-suite.js';
