@@ -206,3 +206,86 @@ async function startOnce(opts: PrivateRabbitMqOptions): Promise<PrivateRabbitMqS
     wipe: () => wipe(dataDir),
   });
 }
+
+/** Options of `startPrivateRabbitMqCluster`. */
+export interface PrivateRabbitMqClusterOptions {
+  /** How many nodes. @default 3 */
+  size?: number;
+  /** Directory holding `rabbitmq-server` and `rabbitmqctl`. @default rabbitMqSbinDir(), else PATH */
+  sbinDir?: string;
+  /** How long each node may take to boot. @default 90_000 */
+  startTimeoutMs?: number;
+}
+
+/** A local RabbitMQ cluster of private nodes. */
+export interface PrivateRabbitMqCluster {
+  readonly nodes: readonly PrivateRabbitMqServer[];
+  /** Every node's AMQP URL. */
+  readonly urls: readonly string[];
+  /** Node names of the cluster's running members, as the first live node reports them. */
+  runningNodes(): Promise<string[]>;
+  /** Close every node and remove its files. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start a cluster of `size` private RabbitMQ nodes on free loopback ports: distinct node names, AMQP and
+ * distribution ports and data directories, one Erlang cookie, and `+S 1:1 +sbwt none` (one scheduler,
+ * no busy waiting) so three Erlang VMs fit on two cores. The first node boots alone; each other one
+ * boots, then `stop_app`, `join_cluster` the first, `start_app`. Ready once the first node reports every
+ * node running. If anything fails, every node started is closed.
+ */
+export async function startPrivateRabbitMqCluster(opts: PrivateRabbitMqClusterOptions = {}): Promise<PrivateRabbitMqCluster> {
+  const size = opts.size ?? 3;
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, got ${size}`);
+  const cookie = randomBytes(20).toString('hex');
+  const common: PrivateRabbitMqOptions = {
+    cookie,
+    erlArgs: ['+S', '1:1', '+sbwt', 'none', '+sbwtdcpu', 'none', '+sbwtdio', 'none'],
+    startTimeoutMs: opts.startTimeoutMs ?? 90_000,
+    ...(opts.sbinDir === undefined ? {} : { sbinDir: opts.sbinDir }),
+  };
+  const nodes: PrivateRabbitMqServer[] = [];
+  const closeAll = (): Promise<void> => Promise.allSettled(nodes.map((n) => n.close())).then(() => undefined);
+  const runningNodes = async (): Promise<string[]> => {
+    for (const n of nodes) {
+      if (!n.running()) continue;
+      const out = await n.ctl(['cluster_status', '--formatter', 'json']);
+      const status = JSON.parse(out) as { running_nodes?: string[] };
+      return [...(status.running_nodes ?? [])].sort();
+    }
+    return [];
+  };
+  try {
+    // The first node alone, then the others in parallel (each boots, then joins the first).
+    nodes.push(await startPrivateRabbitMq(common));
+    const first = nodes[0]!;
+    const rest = await Promise.all(
+      Array.from({ length: size - 1 }, async () => {
+        const n = await startPrivateRabbitMq(common);
+        nodes.push(n);
+        await n.ctl(['stop_app']);
+        await n.ctl(['join_cluster', first.nodeName]);
+        await n.ctl(['start_app']);
+        await n.ctl(['await_startup', '--timeout', '60']);
+        return n;
+      }),
+    );
+    const want = [first, ...rest].map((n) => n.nodeName).sort();
+    const running = await runningNodes();
+    if (running.join(',') !== want.join(',')) throw new Error(`cluster formed with ${running.join(', ')}, expected ${want.join(', ')}`);
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url),
+    runningNodes,
+    close: () => {
+      closing ??= closeAll();
+      return closing;
+    },
+  };
+}
